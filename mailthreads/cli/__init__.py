@@ -1,0 +1,82 @@
+"""The ``mailthreads`` command: a thin click layer over the modules that do the work.
+
+Commands are imported only when they run (``LazyGroup``), and command modules import their
+heavy dependencies inside the commands, so that the quick read commands (``threads``, ``show``)
+start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .app import App
+
+# command name -> "module:attribute" under mailthreads.cli
+COMMANDS = {
+    "init": "setup:init",
+    "config": "setup:config_group",
+    "posts": "posts:posts",
+    "ingest": "ingest:ingest",
+    "explain": "ingest:explain",
+    "threads": "review:threads",
+    "show": "review:show",
+    "archive": "review:archive",
+    "unarchive": "review:unarchive",
+    "search": "review:search",
+    "stats": "review:stats",
+    "quarantine": "quarantine:quarantine",
+    # Modules that add their commands themselves with register(cli):
+    "serve": "serve",
+    "poll": "poll",
+    "reply": "answer",
+    "outbox": "answer",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in {*COMMANDS, *self.commands}
+                      if self.get_command(ctx, name) is not None)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            module_name, _, attribute = COMMANDS[name].partition(":")
+            try:
+                module = importlib.import_module(f"{__name__}.{module_name}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{__name__}.{module_name}":
+                    raise
+                return None  # not built yet
+            if attribute:
+                self.add_command(getattr(module, attribute), name)
+            else:
+                module.register(self)
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailthreads")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              envvar="MAILTHREADS_CONFIG", help="Config file (env MAILTHREADS_CONFIG). "
+              "Default: the user config directory's mailthreads/config.toml, if it exists.")
+@click.option("-d", "--database", "database_path", type=click.Path(dir_okay=False),
+              envvar="MAILTHREADS_DB", help="SQLite database (env MAILTHREADS_DB). "
+              "Default: [database] path, else the user data directory.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, database_path: str | None) -> None:
+    """Private, long-form discussion by email.
+
+    Replies to your posts' "Reply by Email" addresses come in by SMTP, IMAP or files; they are
+    threaded by post and correspondent in SQLite, where you review and answer them.
+
+    \b
+    Start here:
+        mailthreads init
+        mailthreads posts add why-i-blog --title "Why I blog"
+        mailthreads ingest ~/Mail/replies/
+        mailthreads threads
+        mailthreads show 1
+    """
+    ctx.obj = App(config_path, database_path)

@@ -1,0 +1,170 @@
+"""``posts``: the blog posts that replies are about."""
+
+from __future__ import annotations
+
+import html
+import json
+from urllib.parse import quote
+
+import click
+
+from .app import App
+from .output import chosen_format, emit, output_options
+
+
+def _slug(value: str) -> str:
+    from ..config import SLUG_PATTERN
+
+    if not SLUG_PATTERN.match(value):
+        raise click.BadParameter(
+            f"{value!r}: a slug is lowercase letters, digits and hyphens, e.g. why-i-blog")
+    return value
+
+
+@click.group()
+def posts() -> None:
+    """Add, list and link the posts that replies are about."""
+
+
+@posts.command(name="add")
+@click.argument("slug", callback=lambda ctx, param, value: _slug(value))
+@click.option("--title", help="The post's title")
+@click.option("--url", help="The post's URL")
+@click.pass_obj
+def posts_add(app: App, slug: str, title: str | None, url: str | None) -> None:
+    """Add a post (or update its title and URL).
+
+    \b
+    Example:
+        mailthreads posts add why-i-blog --title "Why I blog" --url https://blog.example/why-i-blog
+    """
+    from .. import store
+
+    db = app.database()
+    with db.conn:
+        result = store.upsert_post(db.conn, slug, title, url)
+    click.echo(f"{slug}: {result}")
+
+
+@posts.command(name="list")
+@output_options
+@click.pass_obj
+def posts_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """List posts with their number of threads, newest first.
+
+    \b
+    Example:
+        mailthreads posts list --json
+    """
+    from .. import store
+
+    rows = store.list_posts(app.reader())
+    emit(rows, chosen_format(as_json, as_nl, as_csv),
+         ["slug", "title", "threads", "needs_reply", "last_activity", "url"],
+         empty="No posts yet. Add one with: mailthreads posts add SLUG --title TITLE")
+
+
+def _link(app: App, slug: str) -> dict[str, str]:
+    from ..mail.routing import reply_address
+
+    address = reply_address(slug, app.config.addresses)
+    return {"post": slug, "address": address, "mailto": f"mailto:{quote(address, safe='@+')}"}
+
+
+@posts.command(name="show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.pass_obj
+def posts_show(app: App, slug: str, as_json: bool) -> None:
+    """Show a post, its reply address and its threads.
+
+    \b
+    Example:
+        mailthreads posts show why-i-blog
+    """
+    from .. import store
+
+    conn = app.reader()
+    post = store.post_by_slug(conn, slug)
+    if post is None:
+        raise click.ClickException(f"no post with slug {slug!r}")
+    threads = store.list_threads(conn, post=post["slug"], include_archived=True)
+    post["aliases"] = json.loads(post["aliases"] or "[]")
+    post["reply_address"] = _link(app, post["slug"])["address"]
+    if as_json:
+        click.echo(json.dumps({**post, "threads": threads}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{post['slug']}: {post['title'] or '(no title)'}")
+    for key in ("url", "reply_address", "created_at"):
+        if post[key]:
+            click.echo(f"  {key.replace('_', ' ')}: {post[key]}")
+    if post["closed"]:
+        click.echo("  closed: new first replies are quarantined")
+    click.echo()
+    emit(threads, "table", ["id", "correspondent_name", "correspondent_address", "state",
+                            "unread", "messages", "last_activity"], empty="No threads yet.")
+
+
+@posts.command(name="link")
+@click.argument("slug", callback=lambda ctx, param, value: _slug(value))
+@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.pass_obj
+def posts_link(app: App, slug: str, as_json: bool) -> None:
+    """Print a post's reply address, a mailto: link and an HTML snippet for the post.
+
+    \b
+    Example:
+        mailthreads posts link why-i-blog
+    """
+    from .. import store
+
+    link = _link(app, slug)
+    post = store.post_by_slug(app.reader(), slug)
+    title = (post or {}).get("title") or slug
+    link["mailto"] += "?subject=" + quote(f"Re: {title}")
+    link["html"] = (f'<a href="{html.escape(link["mailto"])}">Reply by email</a>')
+    if as_json:
+        click.echo(json.dumps(link, indent=2, ensure_ascii=False))
+        return
+    if post is None:
+        click.echo(f"(no post {slug!r} yet: the first reply will create it)", err=True)
+    click.echo(f"address: {link['address']}")
+    click.echo(f"mailto:  {link['mailto']}")
+    click.echo(f"html:    {link['html']}")
+
+
+@posts.command(name="sync")
+@click.argument("feed")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.pass_obj
+def posts_sync(app: App, feed: str, as_json: bool) -> None:
+    """Add or update posts from an RSS or Atom feed (a URL or a file).
+
+    The slug is the last part of each entry's link path.
+
+    \b
+    Examples:
+        mailthreads posts sync https://blog.example/feed.xml
+        mailthreads posts sync ./public/atom.xml
+    """
+    from .. import feeds, store
+
+    try:
+        entries = feeds.read_feed(feed)
+    except feeds.FeedError as error:
+        raise click.ClickException(str(error)) from None
+    db = app.database()
+    results = []
+    with db.conn:
+        for entry in entries:
+            results.append({"post": entry.slug, "title": entry.title, "url": entry.url,
+                            "result": store.upsert_post(db.conn, entry.slug, entry.title,
+                                                        entry.url)})
+    if as_json:
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    for row in results:
+        click.echo(f"{row['result']:9}  {row['post']}  {row['title'] or ''}")
+    counts = {k: sum(r["result"] == k for r in results) for k in ("added", "updated", "unchanged")}
+    click.echo(f"{len(results)} posts in feed: {counts['added']} added, {counts['updated']} "
+               f"updated, {counts['unchanged']} unchanged")

@@ -1,0 +1,119 @@
+"""``quarantine``: messages that could not be parsed or routed, kept raw with the reason."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .app import App
+from .output import chosen_format, emit, output_options
+
+
+@click.group()
+def quarantine() -> None:
+    """Review, release or delete quarantined messages."""
+
+
+@quarantine.command(name="list")
+@output_options
+@click.pass_obj
+def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """List quarantined messages with the reason.
+
+    \b
+    Example:
+        mailthreads quarantine list
+    """
+    from .. import store
+
+    emit(store.list_quarantine(app.reader()), chosen_format(as_json, as_nl, as_csv),
+         ["id", "created_at", "source", "from_address", "subject", "reason"],
+         empty="The quarantine is empty.")
+
+
+@quarantine.command(name="show")
+@click.argument("entry_id", metavar="ID", type=int)
+@click.option("--raw", is_flag=True, help="Print the raw message bytes")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON (without the raw bytes)")
+@click.pass_obj
+def quarantine_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
+    """Show a quarantined message: the reason, its envelope and the start of the raw message.
+
+    \b
+    Examples:
+        mailthreads quarantine show 2
+        mailthreads quarantine show 2 --raw > message.eml
+    """
+    from .. import store
+
+    try:
+        entry = store.get_quarantine(app.reader(), entry_id)
+    except store.NotFound as error:
+        raise click.ClickException(str(error)) from None
+    raw_bytes = entry.pop("raw")
+    if raw:
+        sys.stdout.buffer.write(raw_bytes)
+        return
+    if as_json:
+        entry["size"] = len(raw_bytes)
+        click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
+        return
+    for key in ("id", "reason", "source", "origin", "from_address", "subject", "envelope_from",
+                "envelope_to", "created_at", "raw_sha256"):
+        if entry.get(key) is not None:
+            click.echo(f"{key.replace('_', ' ') + ':':15}{entry[key]}")
+    click.echo(f"{'size:':15}{len(raw_bytes):,} bytes\n")
+    click.echo(raw_bytes[:4096].decode("utf-8", "replace"))
+
+
+@quarantine.command(name="release")
+@click.argument("entry_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.option("--post", "post_hint", metavar="SLUG",
+              help="File the message under this post if it still has no route")
+@click.pass_obj
+def quarantine_release(app: App, entry_ids: tuple[int, ...], post_hint: str | None) -> None:
+    """Run quarantined messages through the pipeline again (after a fix, or with --post).
+
+    Released messages leave the quarantine; one that fails again stays, with the new reason.
+
+    \b
+    Examples:
+        mailthreads quarantine release 2
+        mailthreads quarantine release 2 3 --post why-i-blog
+    """
+    from .. import quarantine as release_module
+    from .. import store
+
+    db = app.database()
+    for entry_id in entry_ids:
+        try:
+            outcome = release_module.release(db.conn, app.config, entry_id, post_hint)
+        except store.NotFound as error:
+            raise click.ClickException(str(error)) from None
+        where = f" in thread {outcome.thread}" if outcome.thread else ""
+        click.echo(f"{entry_id}: {outcome.status}{where}"
+                   + (f" ({outcome.reasons[-1]})" if outcome.status == "quarantined" else ""))
+
+
+@quarantine.command(name="delete")
+@click.argument("entry_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.pass_obj
+def quarantine_delete(app: App, entry_ids: tuple[int, ...]) -> None:
+    """Delete quarantined messages for good (the raw bytes too, unless stored elsewhere).
+
+    \b
+    Example:
+        mailthreads quarantine delete 2 3
+    """
+    from .. import store
+
+    db = app.database()
+    with db.conn:
+        for entry_id in entry_ids:
+            try:
+                store.delete_quarantine(db.conn, entry_id)
+            except store.NotFound as error:
+                raise click.ClickException(str(error)) from None
+    click.echo(f"Deleted {', '.join(map(str, entry_ids))}")

@@ -1,0 +1,229 @@
+"""Reading discussions: ``threads``, ``show``, ``archive``, ``search``, ``stats``.
+
+These are the commands people run all day, so they use the plain sqlite3 read path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .app import App
+from .output import chosen_format, emit, output_options
+
+STATE_NAMES = {"needs-reply": "needs_reply", "answered": "answered", "archived": "archived"}
+KIND_LABELS = {"auto_reply": "auto-reply", "bounce": "bounce",
+               "feedback_report": "feedback report", "other": "automatic message"}
+
+
+
+def _correspondent(row: dict[str, Any]) -> str:
+    name, address = row.get("correspondent_name"), row.get("correspondent_address")
+    return f"{name} <{address}>" if name else address or ""
+
+
+@click.command()
+@click.option("--post", metavar="SLUG", help="Only threads about this post")
+@click.option("--state", type=click.Choice(sorted(STATE_NAMES)),
+              help="Only threads in this state")
+@click.option("--unread", is_flag=True, help="Only threads with unread replies")
+@click.option("-a", "--all", "include_archived", is_flag=True, help="Include archived threads")
+@click.option("-n", "--limit", type=click.IntRange(1), help="At most this many threads")
+@output_options
+@click.pass_obj
+def threads(app: App, post: str | None, state: str | None, unread: bool,
+            include_archived: bool, limit: int | None, as_json: bool, as_nl: bool,
+            as_csv: bool) -> None:
+    """List discussions, newest activity first.
+
+    Archived threads are hidden unless --all or --state archived.
+
+    \b
+    Examples:
+        mailthreads threads
+        mailthreads threads --state needs-reply --unread
+        mailthreads threads --post why-i-blog --json
+    """
+    from .. import store
+
+    fmt = chosen_format(as_json, as_nl, as_csv)
+    rows = store.list_threads(app.reader(), post=post, state=STATE_NAMES.get(state or ""),
+                              unread=unread, include_archived=include_archived, limit=limit)
+    for row in rows:
+        row["correspondent"] = _correspondent(row)
+    if fmt == "table":
+        for row in rows:
+            row["state"] = row["state"].replace("_", " ")
+            row["unread"] = row["unread"] or ""
+    emit(rows, fmt, ["id", "post", "correspondent", "state", "unread", "messages",
+                     "last_activity", "subject"],
+         empty="No threads. Replies arrive with: mailthreads ingest PATH (or serve, or poll)")
+
+
+@click.command()
+@click.argument("thread_id", metavar="THREAD", type=int)
+@click.option("--quotes", is_flag=True, help="Show quoted history instead of folding it")
+@click.option("--json", "as_json", is_flag=True, help="Output the thread and its messages")
+@click.option("--no-pager", is_flag=True, help="Do not page the output on a terminal")
+@click.option("--keep-unread", is_flag=True, help="Do not mark the thread read")
+@click.pass_obj
+def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
+         keep_unread: bool) -> None:
+    """Show one discussion as a conversation, and mark it read.
+
+    Quoted history is folded to one line unless --quotes; signatures are set apart.
+
+    \b
+    Examples:
+        mailthreads show 3
+        mailthreads show 3 --quotes --no-pager
+        mailthreads show 3 --json
+    """
+    from .. import store
+
+    conn = app.reader()
+    try:
+        thread = store.get_thread(conn, thread_id)
+    except store.NotFound as error:
+        raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
+    messages = store.thread_messages(conn, thread_id)
+    if as_json:
+        thread["correspondent"] = _correspondent(thread)
+        click.echo(json.dumps({**thread, "messages": messages}, indent=2, ensure_ascii=False))
+    else:
+        text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name)
+        if sys.stdout.isatty() and not no_pager:
+            click.echo_via_pager(text)
+        else:
+            click.echo(text)
+    if not keep_unread and thread["unread"]:
+        with conn:
+            store.mark_thread_read(conn, thread_id)
+
+
+def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quotes: bool,
+                  author: str) -> str:
+    lines = [
+        click.style(f"Thread {thread['id']} · {thread['post']} · {_correspondent(thread)} · "
+                    f"{thread['state'].replace('_', ' ')}", bold=True),
+        f"Subject: {thread['subject'] or '(none)'}",
+    ]
+    for message in messages:
+        lines.append("")
+        who = "You" if message["direction"] == "out" else (
+            f"{message['from_name']} <{message['from_address']}>" if message["from_name"]
+            else message["from_address"] or "(unknown sender)")
+        when = (message["date"] or "").replace("T", " ").replace("Z", " UTC")
+        label = KIND_LABELS.get(message["kind"])
+        heading = f"── {who} · {when}"
+        if label:
+            heading += f" · {label}, not part of the discussion"
+        lines.append(click.style(heading + " ", fg="cyan" if not label else "yellow"))
+        if label and message["kind_reasons"]:
+            lines.append(click.style(f"   ({message['kind_reasons'][0]})", dim=True))
+        lines.append((message["visible_text"] or "").rstrip() or "(no text)")
+        quoted = (message["quoted_text"] or "").rstrip()
+        if quoted:
+            if quotes:
+                lines.append(click.style(quoted, dim=True))
+            else:
+                count = quoted.count("\n") + 1
+                lines.append(click.style(f"[… {count} quoted line{'s' if count != 1 else ''} "
+                                         "hidden: --quotes shows them]", dim=True))
+        signature = (message["signature"] or "").rstrip()
+        if signature:
+            lines.append(click.style(signature, dim=True))
+    return "\n".join(lines)
+
+
+def _set_archived(app: App, thread_ids: tuple[int, ...], archived: bool) -> None:
+    from .. import store
+
+    conn = app.reader()
+    with conn:
+        for thread_id in thread_ids:
+            try:
+                store.set_archived(conn, thread_id, archived)
+            except store.NotFound as error:
+                raise click.ClickException(str(error)) from None
+    verb = "Archived" if archived else "Unarchived"
+    click.echo(f"{verb} {', '.join(map(str, thread_ids))}")
+
+
+@click.command()
+@click.argument("thread_ids", metavar="THREAD...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def archive(app: App, thread_ids: tuple[int, ...]) -> None:
+    """Hide threads from the listing until a new reply arrives.
+
+    \b
+    Example:
+        mailthreads archive 3 7
+    """
+    _set_archived(app, thread_ids, True)
+
+
+@click.command()
+@click.argument("thread_ids", metavar="THREAD...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def unarchive(app: App, thread_ids: tuple[int, ...]) -> None:
+    """Bring archived threads back.
+
+    \b
+    Example:
+        mailthreads unarchive 3
+    """
+    _set_archived(app, thread_ids, False)
+
+
+@click.command()
+@click.argument("query")
+@click.option("-n", "--limit", type=click.IntRange(1), default=50, show_default=True)
+@output_options
+@click.pass_obj
+def search(app: App, query: str, limit: int, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """Full-text search over visible text, subject and correspondent (SQLite FTS5 syntax).
+
+    \b
+    Examples:
+        mailthreads search typewriter
+        mailthreads search 'subject:blog AND "first draft"'
+    """
+    import sqlite3
+
+    from .. import store
+
+    try:
+        rows = store.search_messages(app.reader(), query, limit)
+    except sqlite3.OperationalError as error:
+        raise click.ClickException(f"bad search query {query!r}: {error}") from None
+    for row in rows:
+        row["from"] = row.pop("from_name") or row["from_address"]
+    emit(rows, chosen_format(as_json, as_nl, as_csv),
+         ["thread", "post", "from", "date", "snippet"], empty="No matches.")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.pass_obj
+def stats(app: App, as_json: bool) -> None:
+    """Counts of posts, threads, messages by kind, quarantine and outbox.
+
+    \b
+    Example:
+        mailthreads stats --json
+    """
+    from .. import store
+
+    counts = store.stats(app.reader())
+    counts["database"] = str(app.database_path)
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+        click.echo(f"{key.replace('_', ' ') + ':':24}{value}")

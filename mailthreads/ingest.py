@@ -1,0 +1,492 @@
+"""The one way in: every transport hands raw bytes to ``Pipeline``.
+
+1. ``receive`` commits the raw bytes and a delivery record first, so nothing that follows can
+   lose the message (the SMTP listener answers 250 right after it).
+2. ``process`` analyses the bytes (pure, see ``mail.analysis``), plans where the message goes
+   (``plan``: reads only, shared with ``explain``), and writes the plan in the same transaction
+   as the delivery's new status.
+A message that cannot be parsed or routed is quarantined with its raw bytes and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from . import store
+from .config import SLUG_PATTERN, Config
+from .mail.analysis import Analysis, analyze
+from .mail.parse import Unparseable
+from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
+from .timestamps import now
+from .tokens import token_matches
+
+Unrouted = Literal["quarantine", "ignore"]
+_SUBJECT_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg)(?:\[\d+\])?\s*:)+", re.IGNORECASE)
+MACHINE_KINDS = {"auto_reply", "bounce", "feedback_report", "other"}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str | None = None  # "" is the null sender <>
+    rcpt_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # stored, duplicate, quarantined, ignored
+    message_id: str | None = None
+    thread: int | None = None
+    post: str | None = None
+    kind: str | None = None
+    direction: str | None = None
+    reasons: tuple[str, ...] = ()
+    origin: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["reasons"] = list(self.reasons)
+        return result
+
+
+@dataclass
+class Plan:
+    """Where a message goes. ``None`` ids are created when the plan is applied."""
+
+    status: str  # store, duplicate, quarantine, ignore
+    reasons: list[str] = field(default_factory=list)
+    direction: str = "in"
+    post_slug: str | None = None
+    post_id: int | None = None
+    create_post: bool = False
+    correspondent_id: int | None = None
+    correspondent_name: str = ""
+    correspondent_address: str | None = None
+    remember_address: str | None = None
+    thread_id: int | None = None
+    wants_thread: bool = False
+    parent: str | None = None
+    message_id_reused: bool = False
+
+    @property
+    def outcome_status(self) -> str:
+        """What happened, in the words of ``Outcome.status``."""
+        return {"store": "stored", "duplicate": "duplicate", "quarantine": "quarantined",
+                "ignore": "ignored"}[self.status]
+
+
+@dataclass(frozen=True)
+class Context:
+    source: str
+    envelope: Envelope = Envelope()
+    post_hint: str | None = None
+
+
+def sha256_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: Context,
+         unrouted: Unrouted = "quarantine") -> Plan:
+    """Decide where ``analysis`` goes, reading the store but never writing it."""
+    duplicate = store.message_by_identity(conn, analysis.identity_sha256)
+    if duplicate:
+        post = store.post_by_id(conn, duplicate["post_id"]) if duplicate["post_id"] else None
+        return Plan("duplicate", [f"already stored as message {duplicate['id']}"],
+                    post_slug=post["slug"] if post else None, thread_id=duplicate["thread_id"])
+
+    direction = "out" if config.is_author(analysis.from_address) else "in"
+    result = Plan("store", direction=direction, parent=analysis.parent)
+    if direction == "out":
+        result.reasons.append(f"from the author's address {analysis.from_address}")
+    if analysis.kind != "reply":
+        result.reasons.extend(analysis.kind_reasons)
+    else:
+        result.reasons.append("a human reply: no auto-reply or bounce signs")
+
+    route = route_by_address(_recipient_groups(analysis, context.envelope), config.addresses)
+    related = store.first_known_message(conn, _related_ids(analysis))
+
+    if not _choose_post(conn, config, analysis, context, route, related, result, unrouted):
+        return result
+    _choose_thread(conn, config, analysis, route, related, result)
+    if result.status != "store":
+        return result
+
+    if result.parent and store.is_ancestor(conn, analysis.message_id, result.parent):
+        result.reasons.append(f"parent <{result.parent}> would close a loop: left out")
+        result.parent = None
+    if store.message_id_known(conn, analysis.message_id):
+        result.message_id_reused = True
+        result.reasons.append(f"Message-ID <{analysis.message_id}> was already used by a "
+                              "different message: kept both, flagged")
+    return result
+
+
+def _recipient_groups(analysis: Analysis, envelope: Envelope) -> list[tuple[str, Iterable[str]]]:
+    return [
+        ("envelope recipient", envelope.rcpt_to),
+        ("Delivered-To", analysis.delivered_to),
+        ("X-Original-To", analysis.x_original_to),
+        ("To", analysis.to),
+        ("Cc", analysis.cc),
+    ]
+
+
+def _related_ids(analysis: Analysis) -> list[str]:
+    """Known messages this one is about, nearest first."""
+    ids = [analysis.about_message_id] if analysis.about_message_id else []
+    ids.extend(reversed(analysis.chain))
+    return ids
+
+
+def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: Context,
+                 route: AddressRoute | None, related: dict[str, Any] | None, result: Plan,
+                 unrouted: Unrouted) -> bool:
+    machine_about_known = analysis.kind in MACHINE_KINDS and related is not None
+    if route and not machine_about_known:
+        slug = route.reply_address.slug
+        result.reasons.append(f"{route.found_in} {route.reply_address.address} names post {slug}")
+        post = store.post_by_slug(conn, slug)
+        if post is None:
+            if not config.posts.create_on_first_reply:
+                return _quarantine(result, f"unknown post {slug!r} and [posts] "
+                                   "create_on_first_reply is off")
+            result.create_post = True
+            result.post_slug = slug
+            result.reasons.append(f"post {slug} is new: created on first reply")
+            return True
+        result.post_id, result.post_slug = post["id"], post["slug"]
+        return True
+    if related is not None and related["post_id"] is not None:
+        post = store.post_by_id(conn, related["post_id"])
+        result.post_id, result.post_slug = post["id"], post["slug"]
+        result.reasons.append(f"refers to known message <{related['message_id']}> "
+                              f"of post {post['slug']}")
+        return True
+    if context.post_hint:
+        if not SLUG_PATTERN.match(context.post_hint):
+            return _quarantine(result, f"--post {context.post_hint!r} is not a valid post slug")
+        post = store.post_by_slug(conn, context.post_hint)
+        if post is None:
+            result.create_post = True
+            result.post_slug = context.post_hint
+        else:
+            result.post_id, result.post_slug = post["id"], post["slug"]
+        result.reasons.append(f"no reply address: filed under post {context.post_hint} "
+                              "as asked (--post)")
+        return True
+    known = _post_of_correspondent(conn, config, analysis, result.direction)
+    if known is not None:
+        result.post_id, result.post_slug = known[0], known[1]
+        result.reasons.append(known[2])
+        return True
+    if unrouted == "ignore":
+        result.status = "ignore"
+        result.reasons.append("not for mailthreads: no reply address, no known reference")
+        return False
+    return _quarantine(result, "no reply address among the recipients and no reference to a "
+                       "known message")
+
+
+def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
+                   route: AddressRoute | None, related: dict[str, Any] | None,
+                   result: Plan) -> None:
+    token = route.reply_address.token if route else None
+    if token and result.post_id is not None and result.direction == "in":
+        thread = _thread_for_token(conn, config, result.post_id, result.post_slug or "", token)
+        if thread is None:
+            _quarantine(result, f"reply token in {route.reply_address.address} does not verify")
+            return
+        result.thread_id = thread["id"]
+        result.correspondent_id = thread["correspondent_id"]
+        result.reasons.append(f"signed address: thread {thread['id']}")
+        if store.correspondent_by_address(conn, analysis.from_address) is None \
+                and analysis.from_address:
+            result.remember_address = analysis.from_address
+        return
+
+    if related is not None and related["thread_id"] is not None and (
+            analysis.kind in MACHINE_KINDS or result.direction == "out"
+            or related["post_id"] == result.post_id and _same_person(conn, related, analysis)):
+        result.thread_id = related["thread_id"]
+        result.reasons.append(f"answers <{related['message_id']}> in thread {related['thread_id']}")
+        return
+
+    if result.direction == "out":
+        counterpart = _first_counterpart(config, analysis)
+        if counterpart is None:
+            _quarantine(result, "an author's message with no correspondent among its recipients")
+            return
+        address, name = counterpart
+        result.correspondent_address, result.correspondent_name = address, name
+        result.correspondent_id = store.correspondent_by_address(conn, address)
+        result.wants_thread = True
+        result.reasons.append(f"to correspondent {address}")
+    else:
+        if not analysis.from_address:
+            if analysis.kind in MACHINE_KINDS:
+                return  # machine mail with no sender: kept under the post, in no thread
+            _quarantine(result, "no sender address")
+            return
+        result.correspondent_address = analysis.from_address
+        result.correspondent_name = analysis.from_name
+        result.correspondent_id = store.correspondent_by_address(conn, analysis.from_address)
+        if analysis.kind in MACHINE_KINDS:
+            # Machine mail never starts a discussion; it joins one only if one exists.
+            if result.correspondent_id is not None and result.post_id is not None:
+                result.thread_id = store.existing_thread(conn, result.post_id,
+                                                         result.correspondent_id)
+            return
+        result.wants_thread = True
+
+    if result.correspondent_id is not None and result.post_id is not None:
+        result.thread_id = store.existing_thread(conn, result.post_id, result.correspondent_id)
+    if result.thread_id is None:
+        result.reasons.append("starts a new thread")
+    else:
+        result.reasons.append(f"thread {result.thread_id}")
+
+
+def _post_of_correspondent(conn: sqlite3.Connection, config: Config, analysis: Analysis,
+                           direction: str) -> tuple[int, str, str] | None:
+    """Mail with no reply address and no known reference that still belongs to a discussion.
+
+    A polled folder can be the author's everyday mailbox, where readers also write to the
+    author's own address. In: a human reply from a known correspondent to one of the author's
+    addresses joins that correspondent's most recently active discussion. Out: the author's
+    message to a known correspondent joins the discussion about the post it names (by the
+    discussion's subject, the post's title in the subject, or its URL or slug in the text).
+    """
+    if analysis.kind != "reply":
+        return None
+    if direction == "in":
+        recipients = (*analysis.to, *analysis.cc, *analysis.delivered_to,
+                      *analysis.x_original_to)
+        correspondent = store.correspondent_by_address(conn, analysis.from_address or "")
+        if correspondent is None or not any(config.is_author(a) for a in recipients):
+            return None
+        threads = store.correspondent_threads(conn, correspondent)
+        if not threads:
+            return None
+        return (threads[0]["post_id"], threads[0]["slug"],
+                f"from known correspondent {analysis.from_address} to the author's address: "
+                f"their latest discussion, post {threads[0]['slug']}")
+    counterpart = _first_counterpart(config, analysis)
+    correspondent = store.correspondent_by_address(conn, counterpart[0]) if counterpart else None
+    if correspondent is None:
+        return None
+    subject = _bare_subject(analysis.subject)
+    for thread in store.correspondent_threads(conn, correspondent):
+        if subject and subject == _bare_subject(thread["subject"] or ""):
+            return (thread["post_id"], thread["slug"],
+                    f"to known correspondent {counterpart[0]} with the subject of thread "
+                    f"{thread['id']}")
+    text = analysis.body_text.lower()
+    for post in store.posts_for_mentions(conn):
+        title = (post["title"] or "").strip().lower()
+        url = (post["url"] or "").strip().lower()
+        if (title and title in analysis.subject.lower()) or (url and url in text) \
+                or reply_address(post["slug"], config.addresses) in text:
+            return (post["id"], post["slug"],
+                    f"to known correspondent {counterpart[0]} about post {post['slug']}")
+    return None
+
+
+def _bare_subject(subject: str) -> str:
+    """The subject without reply and forward prefixes, for comparing discussions."""
+    return _SUBJECT_PREFIX.sub("", subject).strip().casefold()
+
+
+def _same_person(conn: sqlite3.Connection, related: dict[str, Any], analysis: Analysis) -> bool:
+    """A reply to a known message joins its thread when the sender belongs in that thread."""
+    if related["direction"] == "out":
+        thread = store.get_thread(conn, related["thread_id"])
+        return store.correspondent_by_address(conn, analysis.from_address) in (
+            None, thread["correspondent_id"])
+    return related["from_address"] == analysis.from_address
+
+
+def _first_counterpart(config: Config, analysis: Analysis) -> tuple[str, str] | None:
+    names = dict(zip(analysis.to, analysis.to_names, strict=False))
+    for address in (*analysis.to, *analysis.cc):
+        if config.is_author(address) or parse_reply_address(address, config.addresses):
+            continue
+        return address, names.get(address, "")
+    return None
+
+
+def _thread_for_token(conn: sqlite3.Connection, config: Config, post_id: int, slug: str,
+                      token: str) -> dict[str, Any] | None:
+    secret = config.secret
+    if not secret:
+        return None
+    for thread in store.threads_of_post(conn, post_id):
+        if token_matches(secret, slug, thread["correspondent_id"], token):
+            return thread
+    return None
+
+
+def thread_for_token(conn: sqlite3.Connection, config: Config, post_slug: str,
+                     token: str) -> dict[str, Any] | None:
+    """The thread a signed reply address names; None when its token does not verify.
+
+    The SMTP listener asks this at RCPT, so that a forged address is refused before any data.
+    """
+    post = store.post_by_slug(conn, post_slug)
+    if post is None:
+        return None
+    return _thread_for_token(conn, config, post["id"], post["slug"], token)
+
+
+def _quarantine(result: Plan, reason: str) -> bool:
+    result.status = "quarantine"
+    result.reasons.append(reason)
+    return False
+
+
+class Pipeline:
+    """Receive raw messages into one database. Not thread-safe: one per connection."""
+
+    def __init__(self, conn: sqlite3.Connection, config: Config, *,
+                 unrouted: Unrouted = "quarantine"):
+        self.conn = conn
+        self.config = config
+        self.unrouted = unrouted
+
+    def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
+               origin: str | None = None, post_hint: str | None = None) -> Outcome:
+        """Receive and process one message, committing once at the end."""
+        delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
+                                           post_hint=post_hint, commit=False)
+        context = Context(source, envelope or Envelope(), post_hint)
+        outcome = self.process(delivery_id, sha256, raw, context, self.analyze(raw, context))
+        self.conn.commit()
+        return outcome
+
+    def receive(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
+                origin: str | None = None, post_hint: str | None = None,
+                commit: bool = True) -> tuple[int, str]:
+        """Keep the raw bytes and a pending delivery; durable once committed."""
+        envelope = envelope or Envelope()
+        sha256 = sha256_of(raw)
+        store.save_raw(self.conn, sha256, raw)
+        delivery_id = store.add_delivery(self.conn, sha256, source, envelope.mail_from,
+                                         envelope.rcpt_to, origin, post_hint)
+        if commit:
+            self.conn.commit()
+        return delivery_id, sha256
+
+    def analyze(self, raw: bytes, context: Context) -> Analysis | str:
+        return analyze_or_reason(raw, self.config, context.envelope.mail_from)
+
+    def process_pending(self, batch: int = 200) -> Iterator[Outcome]:
+        """Finish deliveries that were received but not processed (e.g. before a crash)."""
+        while True:
+            pending = store.pending_deliveries(self.conn, batch)
+            if not pending:
+                return
+            for delivery in pending:
+                raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
+                context = Context(delivery.source,
+                                  Envelope(delivery.envelope_from, delivery.envelope_to),
+                                  delivery.post_hint)
+                yield self.process(delivery.id, delivery.raw_sha256, raw, context,
+                                   self.analyze(raw, context), origin=delivery.origin)
+            self.conn.commit()
+
+    def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
+                analysis: Analysis | str, *, origin: str | None = None) -> Outcome:
+        """File one received message. ``analysis`` is the reason text when parsing failed."""
+        if isinstance(analysis, str):
+            store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
+                                 None, None)
+            store.finish_delivery(self.conn, delivery_id, "quarantined", None)
+            return Outcome("quarantined", reasons=(analysis,), origin=origin)
+        decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        if decided.status == "store":
+            decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
+        elif decided.status == "quarantine" and not store.quarantined_with_reason(
+                self.conn, sha256, decided.reasons[-1]):
+            store.add_quarantine(self.conn, sha256, delivery_id, decided.reasons[-1],
+                                 context.source, analysis.subject, analysis.from_address)
+        store.finish_delivery(self.conn, delivery_id, decided.outcome_status,
+                              analysis.message_id)
+        return Outcome(
+            status=decided.outcome_status,
+            message_id=analysis.message_id,
+            thread=decided.thread_id,
+            post=decided.post_slug,
+            kind=analysis.kind,
+            direction=decided.direction,
+            reasons=tuple(decided.reasons),
+            origin=origin,
+        )
+
+
+def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:
+    try:
+        return analyze(raw, config.limits, envelope_sender)
+    except Unparseable as error:
+        return str(error)
+    except RecursionError:
+        return "message structure too deeply nested to analyse"
+    except Exception as error:  # a parser bug must not lose the message: quarantine it
+        return f"could not analyse the message: {type(error).__name__}: {error}"
+
+
+def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
+           sha256: str) -> int | None:
+    if decided.create_post:
+        decided.post_id = store.create_post(conn, decided.post_slug or "")
+    if decided.correspondent_id is None and decided.correspondent_address:
+        decided.correspondent_id = store.correspondent_for(
+            conn, decided.correspondent_name, decided.correspondent_address)
+    if decided.remember_address and decided.correspondent_id is not None:
+        store.add_correspondent_address(conn, decided.correspondent_id, decided.remember_address)
+    if decided.thread_id is None and decided.wants_thread and decided.post_id is not None \
+            and decided.correspondent_id is not None:
+        decided.thread_id = store.thread_for(conn, decided.post_id, decided.correspondent_id,
+                                             analysis.subject)
+    is_reply = analysis.kind == "reply"
+    row_id = store.insert_message(conn, store.NewMessage(
+        message_id=analysis.message_id,
+        synthetic_message_id=analysis.synthetic_message_id,
+        message_id_reused=decided.message_id_reused,
+        thread_id=decided.thread_id,
+        post_id=decided.post_id,
+        parent_message_id=decided.parent,
+        direction=decided.direction,
+        kind=analysis.kind,
+        kind_reasons=analysis.kind_reasons,
+        from_name=analysis.from_name,
+        from_address=analysis.from_address,
+        to_addresses=analysis.to,
+        cc_addresses=analysis.cc,
+        subject=analysis.subject,
+        date=analysis.date or now(),
+        in_reply_to=analysis.parent,
+        references=analysis.chain,
+        visible_text=analysis.visible_text,
+        quoted_text=analysis.quoted_text,
+        signature=analysis.signature,
+        body_text=analysis.body_text,
+        body_html=analysis.body_html,
+        source=context.source,
+        raw_sha256=sha256,
+        identity_sha256=analysis.identity_sha256,
+        # The author's own messages and machine mail need no reading.
+        is_read=decided.direction == "out" or not is_reply,
+    ))
+    for attachment in analysis.attachments:
+        store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
+                             attachment.content, sha256_of(attachment.content))
+    store.record_ancestry(conn, analysis.message_id, analysis.chain)
+    if decided.thread_id is not None:
+        store.refresh_thread(conn, decided.thread_id,
+                             new_reply=is_reply and decided.direction == "in")
+    return decided.thread_id

@@ -1,0 +1,255 @@
+"""Raw bytes to a ``ParsedMail``: mail-parser for the MIME work, plus the caps that keep
+hostile mail from costing more than it should. Pure: bytes in, values out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import parsedate_to_datetime
+
+import mailparser
+
+from ..config import Limits
+from .threader import bare_message_id
+
+# mail-parser logs a warning for every part it does not render (signatures, calendars...):
+# noise for us, since we keep the raw message anyway.
+logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+
+_WHITESPACE = re.compile(r"\s+")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# A Received header with its folded continuation lines.
+_RECEIVED = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+
+
+class _MailParser(mailparser.MailParser):
+    """mail-parser without its summary dictionaries (``.mail``, ``.mail_partial``), which it
+    builds eagerly, twice, from every header and part; we read the few attributes we need.
+    If a later mail-parser renames the hook, this override just stops saving the time."""
+
+    def _make_mail(self, complete: bool = True) -> dict:
+        return {}
+
+
+class Unparseable(Exception):
+    """The message cannot be taken in; the text is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    address: str  # lowercased
+
+    def formatted(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str
+    synthetic_message_id: bool
+    subject: str
+    sender: Address | None
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    delivered_to: tuple[str, ...]
+    x_original_to: tuple[str, ...]
+    date: datetime | None
+    in_reply_to: str
+    references: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+    identity_sha256: str
+    message: Message = field(compare=False, repr=False)
+
+
+def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
+    limits = limits or Limits()
+    _check_size(raw, limits)
+    try:
+        parsed = _MailParser.from_bytes(_without_trace_headers(raw))
+    except RecursionError:
+        raise Unparseable("MIME structure nested too deeply to parse") from None
+    except Exception as error:  # mail-parser raises many kinds on broken input
+        raise Unparseable(f"mail-parser failed: {type(error).__name__}: {error}") from None
+    message = parsed.message
+    _check_structure(message, limits)
+
+    headers = message
+    sender = _first_address(parsed.from_)
+    text = _join_parts(parsed.text_plain)
+    html = _join_parts(parsed.text_html)
+    subject = _one_line(_decoded(parsed, "subject"))
+    date = _date(headers.get("Date"))
+    declared_id = bare_message_id(str(headers.get("Message-ID", "") or ""))
+    identity_body = _normalise_body(text) + "\0" + _normalise_body(html)
+    if declared_id:
+        message_id, synthetic = declared_id, False
+    else:
+        material = "\0".join([
+            sender.address if sender else "", str(headers.get("Date", "")), subject,
+            identity_body,
+        ])
+        message_id = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        message_id, synthetic = f"{message_id}@synthetic.mailthreads.invalid", True
+    attachments = tuple(_attachments(parsed.attachments))
+    identity = hashlib.sha256("\0".join([
+        message_id, sender.address if sender else "", identity_body,
+        *(hashlib.sha256(a.content).hexdigest() for a in attachments),
+    ]).encode("utf-8", "surrogatepass")).hexdigest()
+
+    return ParsedMail(
+        message_id=message_id,
+        synthetic_message_id=synthetic,
+        subject=subject,
+        sender=sender,
+        to=_addresses(parsed.to),
+        cc=_addresses(parsed.cc),
+        delivered_to=_header_addresses(headers, "Delivered-To"),
+        x_original_to=_header_addresses(headers, "X-Original-To"),
+        date=date,
+        in_reply_to=_one_line(_all_values(headers, "In-Reply-To")),
+        references=_one_line(_all_values(headers, "References")),
+        text=text,
+        html=html,
+        attachments=attachments,
+        identity_sha256=identity,
+        message=message,
+    )
+
+
+def _check_size(raw: bytes, limits: Limits) -> None:
+    if len(raw) > limits.max_message_size:
+        raise Unparseable(
+            f"message is {len(raw):,} bytes, over the {limits.max_message_size:,} byte limit")
+    end = _HEADER_END.search(raw, 0, limits.max_header_size + 4)
+    if end is None and len(raw) > limits.max_header_size:
+        raise Unparseable(f"header section is over the {limits.max_header_size:,} byte limit")
+    # A cheap upper bound on the number of MIME parts, before mail-parser walks them all.
+    declared_parts = raw.lower().count(b"content-type:")
+    if declared_parts > limits.max_mime_parts:
+        raise Unparseable(
+            f"message declares {declared_parts:,} MIME parts, over the "
+            f"{limits.max_mime_parts:,} part limit")
+
+
+def _without_trace_headers(raw: bytes) -> bytes:
+    """Drop the Received headers, which we never read, before mail-parser analyses them all
+    (a large share of its time on relayed mail). The raw message is stored unchanged."""
+    end = _HEADER_END.search(raw)
+    if end is None:
+        return raw
+    cut = end.start() + (2 if raw.startswith(b"\r\n", end.start()) else 1)
+    return _RECEIVED.sub(b"", raw[:cut]) + raw[cut:]
+
+
+def _check_structure(message: Message, limits: Limits) -> None:
+    parts = 0
+    stack: list[tuple[Message, int]] = [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if depth > limits.max_mime_depth:
+            raise Unparseable(f"MIME parts nested over {limits.max_mime_depth} deep")
+        if parts > limits.max_mime_parts:
+            raise Unparseable(f"message has over {limits.max_mime_parts:,} MIME parts")
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
+
+
+def _decoded(parsed: _MailParser, name: str) -> str:
+    try:
+        value = getattr(parsed, name)
+    except Exception:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _all_values(message: Message, name: str) -> str:
+    return " ".join(str(value) for value in (message.get_all(name) or []))
+
+
+def _one_line(value: str) -> str:
+    """Fold and clean a header value: no CR/LF can survive into anything we store or send."""
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def _first_address(pairs: list[tuple[str, str]]) -> Address | None:
+    addresses = _addresses(pairs)
+    return addresses[0] if addresses else None
+
+
+def _addresses(pairs: list[tuple[str, str]] | None) -> tuple[Address, ...]:
+    result = []
+    for name, address in pairs or []:
+        address = _one_line(address or "").lower()
+        if "@" in address:
+            result.append(Address(_one_line(name or ""), address))
+    return tuple(result)
+
+
+def _header_addresses(message: Message, name: str) -> tuple[str, ...]:
+    from email.utils import getaddresses
+
+    values = [str(v) for v in message.get_all(name) or []]
+    return tuple(a.lower() for _, a in getaddresses(values) if "@" in a)
+
+
+def _date(value: object) -> datetime | None:
+    if not value:
+        return None
+    try:
+        date = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    try:
+        return date.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _join_parts(parts: list[str]) -> str:
+    return "\n\n".join(part for part in parts if part and part.strip())
+
+
+def _normalise_body(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def _attachments(items: list[dict]) -> list[Attachment]:
+    import base64
+    import binascii
+
+    result = []
+    for item in items:
+        payload = item.get("payload") or ""
+        if item.get("binary"):
+            try:
+                content = base64.b64decode(payload)
+            except (binascii.Error, ValueError):
+                content = payload.encode("ascii", "replace")
+        else:
+            content = payload.encode("utf-8", "surrogateescape")
+        result.append(Attachment(
+            filename=_one_line(str(item.get("filename") or "attachment")),
+            content_type=str(item.get("mail_content_type") or "application/octet-stream"),
+            content=content,
+        ))
+    return result

@@ -1,0 +1,227 @@
+"""The schema, one function per step, applied in order on open (sqlite-utils Migrations).
+
+Never edit a step that has shipped: add a new one, and raise ``db.SCHEMA_VERSION`` to the
+number of steps. That number is written to
+``PRAGMA user_version`` after the steps run, so that read-only commands can check that the
+schema is current without importing sqlite-utils.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("mailthreads")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["posts"].create(
+        {
+            "id": int,
+            "slug": str,
+            "title": str,
+            "url": str,
+            "closed": int,
+            "aliases": str,  # JSON array of other slugs that route here
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"slug", "closed", "created_at"},
+        defaults={"closed": 0, "aliases": "[]"},
+    )
+    db["posts"].create_index(["slug"], unique=True)
+
+    db["correspondents"].create(
+        {"id": int, "name": str, "created_at": str}, pk="id", not_null={"created_at"}
+    )
+    db["correspondent_addresses"].create(
+        {"address": str, "correspondent_id": int, "created_at": str},
+        pk="address",
+        foreign_keys=[("correspondent_id", "correspondents", "id")],
+    )
+    db["correspondent_addresses"].create_index(["correspondent_id"])
+
+    db["threads"].create(
+        {
+            "id": int,
+            "post_id": int,
+            "correspondent_id": int,
+            "subject": str,
+            "state": str,  # needs_reply, answered, archived
+            "unread": int,  # incoming replies not yet shown
+            "message_count": int,  # human messages, both directions
+            "last_activity": str,  # ISO 8601 UTC of the newest message
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"post_id", "correspondent_id", "state", "unread", "message_count"},
+        defaults={"unread": 0, "message_count": 0, "state": "needs_reply"},
+        foreign_keys=[("post_id", "posts", "id"), ("correspondent_id", "correspondents", "id")],
+    )
+    db["threads"].create_index(["post_id", "correspondent_id"], unique=True)
+    db["threads"].create_index(["last_activity"])
+
+    db["raw_messages"].create(
+        {
+            "sha256": str,
+            "size": int,
+            "raw": bytes,
+            "first_seen": str,
+        },
+        pk="sha256",
+        not_null={"size", "raw", "first_seen"},
+    )
+
+    # Every delivery of raw bytes, in arrival order. The SMTP listener commits one of these
+    # before it answers 250; the pipeline picks up the ones still pending.
+    db["deliveries"].create(
+        {
+            "id": int,
+            "raw_sha256": str,
+            "source": str,  # smtp, imap, file, cli
+            "envelope_from": str,
+            "envelope_to": str,  # JSON array
+            "origin": str,  # file path, IMAP account/folder/uid, peer address
+            "post_hint": str,  # ingest --post SLUG
+            "received_at": str,
+            "status": str,  # pending, stored, duplicate, quarantined, ignored
+            "message_id": str,
+        },
+        pk="id",
+        not_null={"raw_sha256", "source", "received_at", "status"},
+        foreign_keys=[("raw_sha256", "raw_messages", "sha256")],
+    )
+    db["deliveries"].create_index(["status"])
+
+    db["messages"].create(
+        {
+            "id": int,
+            "message_id": str,  # bare id, no angle brackets
+            "synthetic_message_id": int,  # 1 when the message had none and we derived one
+            "message_id_reused": int,  # 1 when another, different message had this id first
+            "thread_id": int,
+            "post_id": int,
+            "parent_message_id": str,  # nearest known or ghost ancestor
+            "direction": str,  # in, out
+            "kind": str,  # reply, auto_reply, bounce, feedback_report, other
+            "kind_reasons": str,  # JSON array
+            "from_name": str,
+            "from_address": str,
+            "to_addresses": str,  # JSON array
+            "cc_addresses": str,  # JSON array
+            "subject": str,
+            "date": str,  # ISO 8601 UTC, from the Date header (or arrival when absent)
+            "in_reply_to": str,
+            "references": str,  # JSON array of bare ids
+            "visible_text": str,
+            "quoted_text": str,
+            "signature": str,
+            "body_text": str,
+            "body_html": str,
+            "source": str,
+            "raw_sha256": str,
+            "identity_sha256": str,  # Message-ID + sender + body: what makes two copies one
+            "is_read": int,
+            "received_at": str,
+        },
+        pk="id",
+        not_null={"message_id", "direction", "kind", "source", "raw_sha256", "identity_sha256",
+                  "received_at"},
+        defaults={"is_read": 0, "synthetic_message_id": 0, "message_id_reused": 0},
+        foreign_keys=[
+            ("thread_id", "threads", "id"),
+            ("post_id", "posts", "id"),
+            ("raw_sha256", "raw_messages", "sha256"),
+        ],
+    )
+    db["messages"].create_index(["message_id"])
+    db["messages"].create_index(["identity_sha256"], unique=True)
+    db["messages"].create_index(["thread_id", "date"])
+    db["messages"].create_index(["parent_message_id"])
+    db["messages"].enable_fts(
+        ["subject", "visible_text", "from_name", "from_address"],
+        fts_version="FTS5",
+        create_triggers=True,
+        tokenize="porter unicode61",
+    )
+
+    # Ancestors named in References or In-Reply-To that were never received. They keep the
+    # tree together: two replies to the same missing message share it as parent.
+    db["ghosts"].create(
+        {"message_id": str, "parent_message_id": str, "first_seen": str}, pk="message_id"
+    )
+
+    db["attachments"].create(
+        {
+            "id": int,
+            "message_id": int,  # messages.id
+            "filename": str,
+            "content_type": str,
+            "size": int,
+            "sha256": str,
+            "content": bytes,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "messages", "id")],
+    )
+    db["attachments"].create_index(["message_id"])
+
+    db["quarantine"].create(
+        {
+            "id": int,
+            "raw_sha256": str,
+            "delivery_id": int,
+            "reason": str,
+            "source": str,
+            "subject": str,
+            "from_address": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"raw_sha256", "reason", "created_at"},
+        foreign_keys=[("raw_sha256", "raw_messages", "sha256"),
+                      ("delivery_id", "deliveries", "id")],
+    )
+
+    db["imap_checkpoints"].create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "last_uid": int,
+            "updated_at": str,
+        },
+        pk=("account", "folder"),
+    )
+
+    db["outbox"].create(
+        {
+            "id": int,
+            "thread_id": int,
+            "message_id": str,
+            "in_reply_to": str,
+            "to_address": str,
+            "subject": str,
+            "body": str,
+            "raw": bytes,  # the composed message, exactly as it will be sent
+            "status": str,  # pending, sent, failed
+            "attempts": int,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+            "saved_to_sent": int,
+        },
+        pk="id",
+        not_null={"thread_id", "message_id", "raw", "status", "attempts", "created_at"},
+        defaults={"status": "pending", "attempts": 0, "saved_to_sent": 0},
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["outbox"].create_index(["status"])
+
+
+def apply(db: Database) -> None:
+    from .db import SCHEMA_VERSION
+
+    migrations.apply(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,118 @@
+"""Find messages on disk: maildirs, mbox files and single .eml files, read lazily.
+
+Yields ``(origin, raw bytes)`` one message at a time, so memory does not grow with the size of
+the mailbox.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_MBOX_FROM = re.compile(rb"^From \S*")
+_QUOTED_FROM = re.compile(rb"^>+From ")
+_HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+
+
+class SourceError(Exception):
+    """A path that is not a maildir, an mbox or a message."""
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    kind: str  # maildir, mbox, directory, message, stdin
+
+
+def classify_path(path: Path) -> Source:
+    if str(path) == "-":
+        return Source(path, "stdin")
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "cur").is_dir() or (path / "new").is_dir():
+            return Source(path, "maildir")
+        return Source(path, "directory")
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(b"From "):
+        return Source(path, "mbox")
+    first_line = head.split(b"\n", 1)[0]
+    if _HEADER_LINE.match(first_line) or not head:
+        return Source(path, "message")
+    raise SourceError(f"{path}: not an email message, an mbox or a maildir")
+
+
+def count_messages(source: Source) -> int | None:
+    """A quick count for the progress bar, or None when it would need a full read."""
+    if source.kind == "maildir":
+        return sum(len(_maildir_files(source.path / sub)) for sub in ("new", "cur"))
+    if source.kind == "directory":
+        return sum(1 for _ in _directory_files(source.path))
+    if source.kind == "message":
+        return 1
+    return None
+
+
+def read_messages(source: Source) -> Iterator[tuple[str, bytes]]:
+    if source.kind == "stdin":
+        import sys
+
+        yield "-", sys.stdin.buffer.read()
+    elif source.kind == "message":
+        yield str(source.path), source.path.read_bytes()
+    elif source.kind == "maildir":
+        for sub in ("new", "cur"):
+            for name in _maildir_files(source.path / sub):
+                path = source.path / sub / name
+                yield str(path), path.read_bytes()
+    elif source.kind == "directory":
+        for path in _directory_files(source.path):
+            inner = classify_path(path)
+            if inner.kind in ("mbox", "message"):
+                yield from read_messages(inner)
+    elif source.kind == "mbox":
+        yield from _read_mbox(source.path)
+
+
+def _maildir_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+
+def _directory_files(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        root_path = Path(root)
+        if (root_path / "cur").is_dir() or (root_path / "new").is_dir():
+            # A maildir inside a folder tree: its messages are under new/ and cur/.
+            dirs[:] = [d for d in dirs if d in ("new", "cur")]
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield root_path / name
+
+
+def _read_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Split an mbox on ``From `` lines (mboxrd: one level of ``>From`` quoting undone)."""
+    lines: list[bytes] = []
+    number = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if _MBOX_FROM.match(line):
+                if lines:
+                    number += 1
+                    yield f"{path}#{number}", _unquote_mbox(lines)
+                lines = []
+                continue
+            lines.append(line)
+    if lines:
+        number += 1
+        yield f"{path}#{number}", _unquote_mbox(lines)
+
+
+def _unquote_mbox(lines: list[bytes]) -> bytes:
+    return b"".join(line[1:] if _QUOTED_FROM.match(line) else line for line in lines)

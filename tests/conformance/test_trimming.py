@@ -1,0 +1,247 @@
+"""Conformance of mailthreads.mail.cleanup.split_reply against the shared trimming corpora.
+
+Each set's expected visible text comes from the upstream project (see the corpora README,
+section "(a) Quote / signature trimming"). A case passes on an exact match after normalising
+line endings, stripping trailing whitespace on each line and stripping the whole text (or,
+for "contains" cases, when every expected fragment is in the visible text).
+
+The sets disagree in places, so some cases are given up on purpose; they are listed in
+KNOWN_FAILURES with the reason. The list is checked both ways: a listed case that passes
+must be removed from it, and a failing case that is not listed is a regression.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailthreads.mail.cleanup import split_reply
+
+SETS = (
+    "email_reply_trimmer",
+    "github_email_reply_parser",
+    "zapier_email_reply_parser",
+    "discourse_replies",
+    "mail_parser_reply",
+)
+
+# Scores achieved when this was written; a drop below any of them fails the suite.
+FLOORS = {
+    "email_reply_trimmer": 0.953,  # 61/64
+    "github_email_reply_parser": 1.0,  # 9/9 gold exact
+    "zapier_email_reply_parser": 1.0,  # 4/4
+    "discourse_replies": 1.0,  # 4/4
+    "mail_parser_reply": 0.781,  # 25/32 (reference, not gold)
+    "pooled": 0.911,  # 103/113
+}
+
+# The project's acceptance criteria; the floors above must never be set below them.
+ACCEPTANCE = {
+    "email_reply_trimmer": 0.53,
+    "github_email_reply_parser": 1.0,
+    "discourse_replies": 1.0,
+    "pooled": 0.75,
+}
+
+_CLOSING_IS_SIGNATURE = (
+    "a closing with a name below it is signature for us (the reader sees the author anyway); "
+    "upstream keeps it in the text:"
+)
+_KEEP_OUTLOOK_SEPARATOR = (
+    "reference keeps the '-----' line above the Outlook block; github's gold answer for "
+    "the same mail (email_2_1) drops it"
+)
+
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("email_reply_trimmer", "email_headers_5"): f"{_CLOSING_IS_SIGNATURE} 'Best regards, //Jef'",
+    ("email_reply_trimmer", "embedded_ception"): f"{_CLOSING_IS_SIGNATURE} 'Thanks, Some One'",
+    ("email_reply_trimmer", "embedded_email_swedish"): (
+        f"{_CLOSING_IS_SIGNATURE} 'Best regards Some One'"
+    ),
+    ("mail_parser_reply", "email_1_5"): (
+        "reference keeps only the first line of a mail that has no quote or signature "
+        "(upstream quirk)"
+    ),
+    ("mail_parser_reply", "email_1_8"): (
+        "reference keeps the unanswered trailing quote ('> -- Tim'); we drop quotes nobody answered"
+    ),
+    ("mail_parser_reply", "email_2_1"): _KEEP_OUTLOOK_SEPARATOR,
+    ("mail_parser_reply", "email_nl_1_2"): _KEEP_OUTLOOK_SEPARATOR + " (Dutch copy)",
+    ("mail_parser_reply", "email_3_1"): (
+        "unquoted text after a quoted block is kept as a bottom-posted answer; here it is "
+        "more history in a client-specific layout ('Original Message processed by david')"
+    ),
+    ("mail_parser_reply", "email_danish_1"): (
+        "reference also drops the sentence 'Tak for din mail. Det lyder godt.' "
+        "(upstream quirk); we only drop the closing"
+    ),
+    ("mail_parser_reply", "multiline_on"): (
+        "a body of stacked quote headers around a stray 'asd'; reference returns '', "
+        "we keep the stray text"
+    ),
+}
+
+# Upstream (github_email_reply_parser) requires these to parse in under a second.
+PERFORMANCE_GUARDS = ("pathological", "email_long_quote")
+
+
+@dataclass(frozen=True)
+class Case:
+    set_name: str
+    name: str
+    text: str
+    expected_visible: str | None = None  # exact expectation
+    expected_fragments: tuple[str, ...] = ()  # "contains" expectation
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.set_name, self.name)
+
+    def passes(self, visible: str) -> bool:
+        if self.expected_visible is not None:
+            return normalise(visible) == normalise(self.expected_visible)
+        return all(fragment in visible for fragment in self.expected_fragments)
+
+
+def normalise(text: str) -> str:
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def _expected(corpora: Path, set_name: str) -> dict:
+    return json.loads((corpora / set_name / "expected.json").read_text(encoding="utf-8"))
+
+
+def _read(corpora: Path, set_name: str, relative: str) -> str:
+    return (corpora / set_name / relative).read_text(encoding="utf-8")
+
+
+def _plain_body(path: Path) -> str:
+    """The text/plain body of a whole .eml file, decoded (UTF-8 when no charset is given)."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, f"{path} has no text/plain body"
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+
+
+def _load_cases(corpora: Path) -> Iterator[Case]:
+    for name, case in _expected(corpora, "email_reply_trimmer")["cases"].items():
+        text = _read(corpora, "email_reply_trimmer", case["input"])
+        yield Case("email_reply_trimmer", name, text, case["expected_visible"])
+
+    # Only the gold exact answers count; the rest of the set is fragment-level or reference.
+    for name, case in _expected(corpora, "github_email_reply_parser")["cases"].items():
+        if "expected_visible" not in case:
+            continue
+        text = case.get("input_text") or _read(corpora, "github_email_reply_parser", case["input"])
+        yield Case("github_email_reply_parser", name, text, case["expected_visible"])
+
+    for name, case in _expected(corpora, "zapier_email_reply_parser")["cases"].items():
+        text = _read(corpora, "zapier_email_reply_parser", case["input"])
+        if "expected_visible" in case:
+            yield Case("zapier_email_reply_parser", name, text, case["expected_visible"])
+        else:
+            fragments = tuple(case["visible_contains"])
+            yield Case("zapier_email_reply_parser", name, text, expected_fragments=fragments)
+
+    for name, case in _expected(corpora, "discourse_replies")["cases"].items():
+        text = _plain_body(corpora / "discourse_replies" / case["input"])
+        yield Case("discourse_replies", name, text, case["expected_visible"])
+
+    # 15 files are not exercised upstream and have no answer.
+    for name, case in _expected(corpora, "mail_parser_reply")["cases"].items():
+        if "expected_visible" in case:
+            text = _read(corpora, "mail_parser_reply", case["input"])
+            yield Case("mail_parser_reply", name, text, case["expected_visible"])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    visible: str
+
+    @property
+    def passed(self) -> bool:
+        return self.case.passes(self.visible)
+
+
+@pytest.fixture(scope="module")
+def outcomes(corpora: Path) -> list[Outcome]:
+    cases = list(_load_cases(corpora))
+    assert cases, f"no trimming cases found under {corpora}"
+    return [Outcome(case, split_reply(case.text).visible) for case in cases]
+
+
+def _scores(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
+    scores = {set_name: (0, 0) for set_name in SETS}
+    for outcome in outcomes:
+        passed, total = scores[outcome.case.set_name]
+        scores[outcome.case.set_name] = (passed + outcome.passed, total + 1)
+    scores["pooled"] = (
+        sum(passed for passed, _ in scores.values()),
+        sum(total for _, total in scores.values()),
+    )
+    return scores
+
+
+def test_every_set_has_cases(outcomes: list[Outcome]) -> None:
+    scores = _scores(outcomes)
+    assert all(scores[set_name][1] > 0 for set_name in SETS), scores
+
+
+def test_scores_meet_floors(outcomes: list[Outcome]) -> None:
+    scores = _scores(outcomes)
+    below = []
+    for set_name, (passed, total) in scores.items():
+        score = passed / total
+        print(f"{set_name:28s} {passed:3d}/{total:3d} = {score:.3f} (floor {FLOORS[set_name]})")
+        if score < FLOORS[set_name]:
+            below.append(f"{set_name}: {score:.3f} < floor {FLOORS[set_name]}")
+    assert not below, "trimming score regressed: " + "; ".join(below)
+
+
+def test_floors_respect_the_acceptance_criteria() -> None:
+    for set_name, minimum in ACCEPTANCE.items():
+        assert FLOORS[set_name] >= minimum, f"floor for {set_name} is below the acceptance bar"
+
+
+def test_known_failures_still_fail(outcomes: list[Outcome]) -> None:
+    known = {
+        outcome.case.key: outcome for outcome in outcomes if outcome.case.key in KNOWN_FAILURES
+    }
+    missing = sorted(set(KNOWN_FAILURES) - set(known))
+    assert not missing, f"KNOWN_FAILURES names cases that do not exist: {missing}"
+    now_passing = sorted(key for key, outcome in known.items() if outcome.passed)
+    assert not now_passing, (
+        f"these cases now pass: remove them from KNOWN_FAILURES (and raise FLOORS): {now_passing}"
+    )
+
+
+def test_no_unexpected_failures(outcomes: list[Outcome]) -> None:
+    failures = [o for o in outcomes if not o.passed and o.case.key not in KNOWN_FAILURES]
+    report = "\n\n".join(
+        f"{o.case.set_name}/{o.case.name}\n--- got:\n{o.visible}\n"
+        f"--- expected:\n{o.case.expected_visible or o.case.expected_fragments}"
+        for o in failures
+    )
+    assert not failures, f"{len(failures)} case(s) regressed:\n\n{report}"
+
+
+@pytest.mark.parametrize("name", PERFORMANCE_GUARDS)
+def test_upstream_performance_guards(corpora: Path, name: str) -> None:
+    case = _expected(corpora, "github_email_reply_parser")["cases"][name]
+    text = _read(corpora, "github_email_reply_parser", case["input"])
+    started = time.perf_counter()
+    split_reply(text)
+    assert time.perf_counter() - started < 1.0

@@ -1,0 +1,502 @@
+"""Unit tests for mailthreads.mail.classify (machine mail vs. human replies)."""
+
+from __future__ import annotations
+
+import base64
+import email
+from email.message import Message
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailthreads.mail.classify import Classification, classify
+
+KINDS = {"reply", "auto_reply", "bounce", "feedback_report", "other"}
+
+
+def parse(raw: str) -> Message:
+    return email.message_from_bytes(raw.encode("utf-8"))
+
+
+def simple_message(extra_headers: str = "", subject: str = "Re: A post", body: str = "") -> str:
+    return (
+        "From: Ann Reader <ann@example.org>\n"
+        "To: reply+abc123@blog.example.com\n"
+        f"Subject: {subject}\n"
+        "Message-ID: <reply-1@example.org>\n"
+        "In-Reply-To: <post-7@blog.example.com>\n"
+        f"{extra_headers}"
+        "\n"
+        f"{body or 'Thanks, I enjoyed this.'}\n"
+    )
+
+
+def report(report_type: str, report_part: str, original: str = "", preamble: str = "") -> str:
+    """A multipart/report with a notice, a machine-readable part and the original headers."""
+    original = original or (
+        "Content-Type: text/rfc822-headers\n\n"
+        "From: Blog <notify@blog.example.com>\n"
+        "To: Bob <bob@example.net>\n"
+        "Subject: New reply to your comment\n"
+        "Message-ID: <notify-42@blog.example.com>\n"
+    )
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"
+        "To: notify@blog.example.com\n"
+        "Subject: Report\n"
+        "Message-ID: <report-1@mx.example.net>\n"
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="XX"\n'
+        "\n"
+        "--XX\n"
+        "Content-Type: text/plain\n"
+        "\n"
+        f"{preamble or 'This is a machine-generated report.'}\n"
+        "\n"
+        "--XX\n"
+        f"{report_part}\n"
+        "--XX\n"
+        f"{original}\n"
+        "--XX--\n"
+    )
+
+
+def dsn_part(action: str, status: str, recipient: str = "Bob@Example.NET") -> str:
+    return (
+        "Content-Type: message/delivery-status\n"
+        "\n"
+        "Reporting-MTA: dns; mx.example.net\n"
+        "Arrival-Date: Mon, 1 Jul 2024 10:00:00 +0000\n"
+        "\n"
+        f"Final-Recipient: rfc822; {recipient}\n"
+        f"Action: {action}\n"
+        f"Status: {status}\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\n"
+    )
+
+
+# --------------------------------------------------------------------------
+# RFC 3834 Auto-Submitted
+# --------------------------------------------------------------------------
+
+
+def test_auto_submitted_auto_replied_is_an_auto_reply() -> None:
+    result = classify(parse(simple_message("Auto-Submitted: auto-replied (vacation)\n")))
+
+    assert result.kind == "auto_reply"
+    assert "Auto-Submitted: auto-replied (RFC 3834)" in result.reasons
+    assert result.original_message_id == "post-7@blog.example.com"
+    assert result.failed_recipients == ()
+
+
+def test_auto_submitted_no_is_a_human_reply() -> None:
+    result = classify(parse(simple_message("Auto-Submitted: no\n")))
+
+    assert result.kind == "reply"
+    assert result.reasons == ("Auto-Submitted: no (RFC 3834)",)
+
+
+def test_auto_submitted_no_outranks_a_precedence_hint() -> None:
+    result = classify(parse(simple_message("Auto-Submitted: no\nPrecedence: bulk\n")))
+
+    assert result.kind == "reply"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Auto-Submitted: auto-generated\n",
+        "Auto-Submitted: auto-notified\n",
+        "Precedence: bulk\n",
+        "Precedence: list\n",
+        "Precedence: junk\n",
+    ],
+)
+def test_auto_generated_mail_counts_as_auto_reply(header: str) -> None:
+    assert classify(parse(simple_message(header))).kind == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-Autoreply: yes\n", "X-Autorespond: Vacation\n", "X-Apple-Action: VACATION\n"],
+)
+def test_vendor_auto_reply_headers(header: str) -> None:
+    assert classify(parse(simple_message(header))).kind == "auto_reply"
+
+
+def test_plain_reply_is_a_reply() -> None:
+    result = classify(parse(simple_message()))
+
+    # original_message_id is only for machine mail; a reply's parent is threading's job.
+    assert result == Classification("reply", ("no machine-mail signs",), None)
+
+
+# --------------------------------------------------------------------------
+# Exchange headers
+# --------------------------------------------------------------------------
+
+
+def test_x_auto_response_suppress_alone_is_human() -> None:
+    # Outlook sets it on ordinary mail (Discourse's quirks_exchange_xars fixture).
+    message = parse(simple_message("X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply\n"))
+
+    assert classify(message).kind == "reply"
+
+
+def test_inbox_rules_loop_alone_is_human() -> None:
+    message = parse(simple_message("X-MS-Exchange-Inbox-Rules-Loop: ann@example.org\n"))
+
+    assert classify(message).kind == "reply"
+
+
+def test_x_auto_response_suppress_with_inbox_rules_loop_is_an_out_of_office() -> None:
+    headers = "X-Auto-Response-Suppress: All\nX-MS-Exchange-Inbox-Rules-Loop: ann@example.org\n"
+
+    assert classify(parse(simple_message(headers))).kind == "auto_reply"
+
+
+# --------------------------------------------------------------------------
+# RFC 3464 delivery status notifications
+# --------------------------------------------------------------------------
+
+
+def test_failed_dsn_is_a_bounce_with_original_id_and_recipient() -> None:
+    result = classify(parse(report("delivery-status", dsn_part("failed", "5.1.1"))))
+
+    assert result.kind == "bounce"
+    assert result.reasons == (
+        "multipart/report; report-type=delivery-status with Action: failed (RFC 3464)",
+    )
+    assert result.original_message_id == "notify-42@blog.example.com"
+    assert result.failed_recipients == ("bob@example.net",)
+
+
+def test_original_id_comes_from_an_attached_message_rfc822() -> None:
+    original = (
+        "Content-Type: message/rfc822\n\n"
+        "From: notify@blog.example.com\n"
+        "Message-ID: <notify-43@blog.example.com>\n"
+        "\n"
+        "Someone replied.\n"
+    )
+    result = classify(parse(report("delivery-status", dsn_part("failed", "5.0.0"), original)))
+
+    assert result.original_message_id == "notify-43@blog.example.com"
+
+
+def test_delayed_dsn_is_a_bounce() -> None:
+    result = classify(parse(report("delivery-status", dsn_part("delayed", "4.4.7"))))
+
+    assert result.kind == "bounce"
+    assert result.failed_recipients == ("bob@example.net",)
+
+
+@pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
+def test_success_dsn_is_other(action: str) -> None:
+    result = classify(parse(report("delivery-status", dsn_part(action, "2.0.0"))))
+
+    assert result.kind == "other"
+    assert result.failed_recipients == ()
+
+
+def test_dsn_without_action_falls_back_on_the_status_class() -> None:
+    part = dsn_part("failed", "5.2.2").replace("Action: failed\n", "")
+
+    assert classify(parse(report("delivery-status", part))).kind == "bounce"
+
+
+# --------------------------------------------------------------------------
+# ARF and MDN
+# --------------------------------------------------------------------------
+
+
+def test_arf_complaint_is_a_feedback_report() -> None:
+    part = (
+        "Content-Type: message/feedback-report\n"
+        "\n"
+        "Feedback-Type: abuse\n"
+        "User-Agent: SomeGenerator/1.0\n"
+        "Version: 1\n"
+    )
+    result = classify(parse(report("feedback-report", part)))
+
+    assert result.kind == "feedback_report"
+    assert result.reasons == (
+        "multipart/report; report-type=feedback-report, Feedback-Type: abuse (RFC 5965 ARF)",
+    )
+    assert result.original_message_id == "notify-42@blog.example.com"
+
+
+def test_read_receipt_is_other() -> None:
+    part = (
+        "Content-Type: message/disposition-notification\n"
+        "\n"
+        "Reporting-UA: mail.example.net; Mail/1.0\n"
+        "Final-Recipient: rfc822; bob@example.net\n"
+        "Original-Message-ID: <notify-44@blog.example.com>\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\n"
+    )
+    result = classify(parse(report("disposition-notification", part, original=" ")))
+
+    assert result.kind == "other"
+    assert result.original_message_id == "notify-44@blog.example.com"
+
+
+# --------------------------------------------------------------------------
+# Envelope sender, sender, subject and wording
+# --------------------------------------------------------------------------
+
+
+def test_null_envelope_sender_is_a_bounce() -> None:
+    result = classify(parse(simple_message()), envelope_sender="")
+
+    assert result.kind == "bounce"
+    assert "null envelope sender <>" in result.reasons
+
+
+def test_null_envelope_sender_with_auto_replied_is_an_auto_reply() -> None:
+    message = parse(simple_message("Auto-Submitted: auto-replied\n"))
+
+    assert classify(message, envelope_sender="").kind == "auto_reply"
+
+
+def test_known_envelope_sender_outranks_a_return_path_header() -> None:
+    message = parse("Return-Path: <>\n" + simple_message())
+
+    assert classify(message).kind == "bounce"  # envelope unknown: Return-Path is used
+    assert classify(message, envelope_sender="ann@example.org").kind == "reply"
+
+
+def test_non_mime_exim_bounce() -> None:
+    raw = (
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n"
+        "To: notify@blog.example.com\n"
+        "Subject: Mail delivery failed: returning message to sender\n"
+        "Message-ID: <bounce-9@mx.example.net>\n"
+        "X-Failed-Recipients: Bob@example.net\n"
+        "Auto-Submitted: auto-replied\n"
+        "\n"
+        "This message was created automatically by mail delivery software.\n"
+        "\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error.\n"
+        "\n"
+        "------ This is a copy of the message, including all the headers. ------\n"
+        "\n"
+        "From: notify@blog.example.com\n"
+        "Message-ID: <notify-45@blog.example.com>\n"
+        "\n"
+        "Someone replied.\n"
+    )
+    result = classify(parse(raw))
+
+    # Exim marks its bounces auto-replied; the bounce signs must win.
+    assert result.kind == "bounce"
+    assert result.failed_recipients == ("bob@example.net",)
+    assert result.original_message_id == "notify-45@blog.example.com"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Out of Office: A post",
+        "Automatic reply: A post",
+        "Abwesenheitsnotiz: A post",
+        "Réponse automatique : A post",
+        "Auto-Reply: A post",
+    ],
+)
+def test_out_of_office_subjects(subject: str) -> None:
+    assert classify(parse(simple_message(subject=subject))).kind == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Undeliverable: A post",
+        "Delivery Status Notification (Failure)",
+        "Mail delivery failed: returning message to sender",
+        "Returned mail: see transcript for details",
+        "Undelivered Mail Returned to Sender",
+    ],
+)
+def test_bounce_subjects(subject: str) -> None:
+    assert classify(parse(simple_message(subject=subject))).kind == "bounce"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Re: Why my mail delivery failed",
+        "Re: Out of office, out of mind",
+        "Re: Automatic replies considered harmful",
+        "Ooo, nice post",
+    ],
+)
+def test_reply_subjects_that_mention_machine_mail_stay_human(subject: str) -> None:
+    assert classify(parse(simple_message(subject=subject))).kind == "reply"
+
+
+def test_mailer_daemon_sender_is_a_bounce() -> None:
+    raw = simple_message().replace("Ann Reader <ann@example.org>", "MAILER-DAEMON@mx.example.net")
+
+    assert classify(parse(raw)).kind == "bounce"
+
+
+def test_a_person_writing_as_postmaster_is_human() -> None:
+    raw = simple_message().replace("ann@example.org", "postmaster@example.org")
+
+    assert classify(parse(raw)).kind == "reply"
+
+
+def test_a_person_pasting_a_bounce_is_human() -> None:
+    body = (
+        "Your newsletter bounced off my old address, this is what I got:\n"
+        "\n"
+        "Hi. This is the qmail-send program at mx.example.net.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "<ann@old.example.org>:\n"
+        "Sorry, no mailbox here by that name. (#5.1.1)\n"
+    )
+
+    assert classify(parse(simple_message(body=body))).kind == "reply"
+
+
+def test_bounce_wording_with_a_machine_header_is_a_bounce() -> None:
+    raw = (
+        "From: Mail System <system@mx.example.net>\n"
+        "Subject: failure notice\n"
+        "\n"
+        "Hi. This is the qmail-send program at mx.example.net.\n"
+    )
+
+    assert classify(parse(raw), envelope_sender="").kind == "bounce"
+
+
+def test_amazon_ses_notification_json() -> None:
+    raw = (
+        "From: no-reply@sns.amazonaws.com\n"
+        "Subject: AWS Notification Message\n"
+        "\n"
+        '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent",'
+        '"bouncedRecipients":[{"emailAddress":"Bob@example.net"}]}}\n'
+    )
+    result = classify(parse(raw))
+
+    assert result.kind == "bounce"
+    assert result.failed_recipients == ("bob@example.net",)
+
+
+# --------------------------------------------------------------------------
+# Robustness: never raise, bounded work
+# --------------------------------------------------------------------------
+
+MALFORMED = [
+    b"",
+    b"\x00\xff\xfe",
+    b"From: \xff\xfe\r\nSubject: =?utf-8?B?////?=\r\n\r\nbody",
+    b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno boundary",
+    b'Content-Type: multipart/mixed; boundary="a"\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n',
+    b"Content-Type: message/delivery-status\r\n\r\nAction: failed\r\n Status",
+    b"Content-Type: text/plain; charset=no-such-charset\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n!!!===",
+    b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n",
+    b"Auto-Submitted: \r\nPrecedence:\r\nReturn-Path: <<<>>>\r\nIn-Reply-To: <\r\n\r\n",
+    b"Subject: " + b"x" * 100_000 + b"\r\n\r\n",
+    b"Content-Type: \xff/\xfe; report-type=\xff\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED)
+def test_malformed_messages_never_raise(raw: bytes) -> None:
+    result = classify(email.message_from_bytes(raw))
+
+    assert result.kind in KINDS
+
+
+def test_hand_built_nonsense_payloads_never_raise() -> None:
+    odd_payload = Message()
+    odd_payload["Content-Type"] = "multipart/report; report-type=delivery-status"
+    odd_payload.set_payload(["not a message", 42, None])  # type: ignore[list-item]
+    numeric_payload = Message()
+    numeric_payload.set_payload(12345)  # type: ignore[arg-type]
+
+    assert classify(odd_payload).kind in KINDS
+    assert classify(numeric_payload).kind in KINDS
+
+
+def test_ten_thousand_levels_of_nesting_return() -> None:
+    # Built by hand: the stdlib parser itself recurses too deeply on this as bytes.
+    top = Message()
+    top["From"] = "ann@example.org"
+    top["Content-Type"] = 'multipart/mixed; boundary="b"'
+    current = top
+    for _ in range(10_000):
+        child = Message()
+        child["Content-Type"] = 'multipart/mixed; boundary="b"'
+        current.set_payload([child])
+        current = child
+    current.set_payload([parse("Content-Type: text/plain\n\nhello\n")])
+
+    assert classify(top).kind == "reply"
+
+
+def test_ten_thousand_parts_return() -> None:
+    parts = "".join(f"--B\nContent-Type: text/plain\n\npart {n}\n" for n in range(10_000))
+    raw = f'From: ann@example.org\nContent-Type: multipart/mixed; boundary="B"\n\n{parts}--B--\n'
+
+    assert classify(parse(raw)).kind == "reply"
+
+
+def test_huge_encoded_body_returns() -> None:
+    payload = base64.encodebytes(b"Mail delivery failed. " * 400_000).decode("ascii")
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\n"
+        "Content-Type: text/plain\n"
+        "Content-Transfer-Encoding: base64\n"
+        f"\n{payload}"
+    )
+
+    assert classify(parse(raw)).kind == "bounce"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_classify_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
+    result = classify(email.message_from_bytes(raw))
+
+    assert result.kind in KINDS
+    assert isinstance(result.reasons, tuple)
+
+
+_INTERESTING_LINES = st.sampled_from(
+    [
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b",
+        "Content-Type: multipart/report; report-type=feedback-report; boundary=b",
+        "Content-Type: message/delivery-status",
+        "Content-Type: message/rfc822",
+        "Content-Type: text/rfc822-headers",
+        "Content-Transfer-Encoding: base64",
+        "--b",
+        "--b--",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Final-Recipient: rfc822; <x@y>",
+        "Auto-Submitted: auto-replied",
+        "Return-Path: <>",
+        "From: MAILER-DAEMON",
+        "Subject: Undeliverable:",
+        "Message-ID: <a@b>",
+        "",
+        " folded",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_INTERESTING_LINES, st.text(max_size=40)), max_size=40))
+def test_classify_never_raises_on_mail_like_junk(lines: list[str]) -> None:
+    raw = "\r\n".join(lines).encode("utf-8", "surrogatepass")
+
+    assert classify(email.message_from_bytes(raw)).kind in KINDS

@@ -1,0 +1,250 @@
+"""The CLI end to end on a real database file: what a user types, what they see."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from mailfactory import message
+
+from mailthreads.cli import cli
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text('[addresses]\ndomain = "blog.example"\n\n[author]\nname = "Author"\n'
+                      'addresses = ["me@blog.example"]\n')
+    monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
+    monkeypatch.setenv("MAILTHREADS_DB", str(tmp_path / "mail.db"))
+    return tmp_path
+
+
+def run(*args: str, input: bytes | str | None = None, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def run_json(*args: str):
+    return json.loads(run(*args, "--json"))
+
+
+def write_maildir(path: Path, messages: list[bytes]) -> Path:
+    box = mailbox.Maildir(path, create=True)
+    for raw in messages:
+        box.add(raw)
+    return path
+
+
+def all_commands(group: click.Group, prefix=()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+def test_every_command_has_help_with_an_example():
+    commands = dict(all_commands(cli))
+    assert {("threads",), ("show",), ("ingest",), ("explain",), ("posts", "sync"),
+            ("quarantine", "release")} <= set(commands)
+    for path, command in commands.items():
+        output = run(*path, "--help")
+        assert command.help, path
+        if not isinstance(command, click.Group) and path[0] not in {"config"}:
+            assert "Example" in output, f"mailthreads {' '.join(path)} --help has no example"
+
+
+def test_first_session_from_the_readme(env):
+    out = run("init")
+    assert "Wrote config" in out or "Config exists" in out
+    run("posts", "add", "why-i-blog", "--title", "Why I blog", "--url",
+        "https://blog.example/why-i-blog")
+    link = run_json("posts", "link", "why-i-blog")
+    assert link["address"] == "reply+why-i-blog@blog.example"
+    assert link["mailto"].startswith("mailto:reply+why-i-blog@blog.example")
+    assert "Reply by email" in link["html"]
+
+    maildir = write_maildir(env / "Maildir", [
+        message(message_id="<r1@x>",
+                body="First thoughts.\n\n"
+                     "On Mon, Nov 2, 2026 at 9:00 AM Author <me@blog.example> wrote:\n"
+                     "> post\n> more post\n"),
+        message(message_id="<r2@x>", sender="Bob <bob@example.org>", minutes=5),
+    ])
+    out = run("ingest", str(maildir))
+    assert "2 messages: 2 stored, 0 duplicate, 0 quarantined" in out
+    lines = [json.loads(line) for line in run("ingest", str(maildir), "--nl").splitlines()]
+    assert [line["status"] for line in lines] == ["duplicate", "duplicate"]
+    assert {"message_id", "status", "thread", "post", "kind"} <= set(lines[0])
+
+    threads = run_json("threads")
+    assert [t["correspondent_address"] for t in threads] == ["bob@example.org",
+                                                              "jane@example.com"]
+    assert {"id", "post", "correspondent", "state", "unread", "last_activity"} <= set(threads[0])
+    assert threads[0]["state"] == "needs_reply" and threads[0]["unread"] == 1
+    assert threads[0]["last_activity"].endswith("Z")
+
+    jane = threads[1]["id"]
+    shown = run("show", str(jane))
+    assert "First thoughts." in shown
+    assert "3 quoted lines hidden" in shown
+    assert "> post" not in shown
+    assert "> post" in run("show", str(jane), "--quotes")
+    detail = run_json("show", str(jane))
+    assert detail["messages"][0]["message_id"] == "r1@x"
+    assert detail["unread"] == 0  # shown once already: marked read
+    assert [t["unread"] for t in run_json("threads", "--unread")] == [1]
+
+
+def test_threads_filters_and_archive(env):
+    path = env / "r.eml"
+    path.write_bytes(message(to="reply+one@blog.example"))
+    run("ingest", str(path))
+    path.write_bytes(message(message_id="<o2@x>", to="reply+two@blog.example"))
+    run("ingest", str(path))
+    assert [t["post"] for t in run_json("threads", "--post", "one")] == ["one"]
+    [thread] = run_json("threads", "--post", "two")
+    run("archive", str(thread["id"]))
+    assert [t["post"] for t in run_json("threads")] == ["one"]
+    assert [t["post"] for t in run_json("threads", "--state", "archived")] == ["two"]
+    run("unarchive", str(thread["id"]))
+    assert len(run_json("threads", "--state", "needs-reply")) == 2
+    nl = run("threads", "--nl").splitlines()
+    assert len(nl) == 2 and json.loads(nl[0])["id"]
+    assert run("threads", "--csv").splitlines()[0].startswith("id,post,correspondent")
+
+
+def test_ingest_mbox_eml_and_stdin_with_post_hint(env):
+    box = mailbox.mbox(env / "old.mbox")
+    box.add(message(to="me@blog.example", message_id="<old1@x>",
+                    body="From the archive.\nFrom here on, a line starting with From.\n"))
+    box.flush()
+    out = json.loads(run("ingest", str(env / "old.mbox"), "--post", "old-post", "--json"))
+    assert out["summary"]["stored"] == 1
+    assert out["messages"][0]["post"] == "old-post"
+    detail = run_json("show", str(out["messages"][0]["thread"]))
+    assert "From here on, a line starting with From." in detail["messages"][0]["visible_text"]
+    out = run("ingest", "-", "--nl", input=message(message_id="<stdin@x>"))
+    assert json.loads(out)["status"] == "stored"
+
+
+def test_explain_reports_without_storing(env):
+    path = env / "ooo.eml"
+    path.write_bytes(message(subject="Automatic reply: Why I blog",
+                             headers={"Auto-Submitted": "auto-replied"}))
+    result = run_json("explain", str(path))
+    assert result["kind"] == "auto_reply"
+    assert result["post"] == "why-i-blog"
+    assert result["thread"] is None
+    assert any("auto-replied" in reason.lower() for reason in result["reasons"])
+    assert {"visible_text", "quoted_text", "signature"} <= set(result)
+    assert run_json("stats")["messages"] == 0
+    from_stdin = json.loads(run("explain", "-", "--json", input=path.read_bytes()))
+    assert from_stdin["kind"] == "auto_reply"
+
+
+def test_quarantine_list_show_release_delete(env):
+    path = env / "stray.eml"
+    path.write_bytes(message(to="someone@else.example", message_id="<stray@x>"))
+    assert "1 quarantined" in run("ingest", str(path))
+    [entry] = run_json("quarantine", "list")
+    assert "no reply address" in entry["reason"]
+    assert "stray@x" in run("quarantine", "show", str(entry["id"]))
+    assert b"stray@x" in CliRunner().invoke(
+        cli, ["quarantine", "show", str(entry["id"]), "--raw"]).stdout_bytes
+    # Released without a route it stays quarantined; with --post it is filed.
+    assert "quarantined" in run("quarantine", "release", str(entry["id"]))
+    [entry] = run_json("quarantine", "list")
+    assert "stored in thread" in run("quarantine", "release", str(entry["id"]), "--post", "misc")
+    assert run_json("quarantine", "list") == []
+    path.write_bytes(message(to="someone@else.example", message_id="<stray2@x>"))
+    run("ingest", str(path))
+    [entry] = run_json("quarantine", "list")
+    run("quarantine", "delete", str(entry["id"]))
+    assert run_json("quarantine", "list") == []
+
+
+def test_search_and_stats(env):
+    path = env / "r.eml"
+    path.write_bytes(message(body="The typewriter anecdote was great.\n"))
+    run("ingest", str(path))
+    [hit] = run_json("search", "typewriter")
+    assert hit["post"] == "why-i-blog"
+    assert "[typewriter]" in hit["snippet"]
+    stats = run_json("stats")
+    assert stats["messages"] == 1 and stats["threads"] == 1
+
+
+def test_posts_sync_from_an_atom_file(env):
+    feed = env / "atom.xml"
+    feed.write_text("""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Blog</title><id>urn:blog</id>
+<updated>2026-11-01T00:00:00Z</updated>
+<entry><title>Why I blog</title><link href="https://blog.example/posts/why-i-blog/"/>
+<id>urn:1</id><updated>2026-11-01T00:00:00Z</updated></entry>
+<entry><title>On Typewriters</title><link href="https://blog.example/2026/on-typewriters.html"/>
+<id>urn:2</id><updated>2026-11-02T00:00:00Z</updated></entry></feed>""")
+    results = run_json("posts", "sync", str(feed))
+    assert [(r["post"], r["result"]) for r in results] == [("why-i-blog", "added"),
+                                                           ("on-typewriters", "added")]
+    assert [r["result"] for r in run_json("posts", "sync", str(feed))] == ["unchanged"] * 2
+    slugs = {p["slug"]: p for p in run_json("posts", "list")}
+    assert slugs["on-typewriters"]["title"] == "On Typewriters"
+
+
+@pytest.mark.parametrize("args, text", [
+    (("show", "99"), "no thread 99"),
+    (("ingest", "/nonexistent/path"), "no such file or directory"),
+    (("quarantine", "show", "5"), "no quarantine entry 5"),
+    (("posts", "show", "nope"), "no post with slug 'nope'"),
+    (("search", '"unbalanced'), "bad search query"),
+])
+def test_user_errors_are_one_line_without_traceback(env, args, text):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 1, result.output
+    assert text in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_not_a_mailbox_is_a_clear_error(env):
+    path = env / "notes.bin"
+    path.write_bytes(b"\x00\x01binary junk that is no mail\n")
+    result = CliRunner().invoke(cli, ["ingest", str(path)])
+    assert result.exit_code == 1
+    assert "not an email message, an mbox or a maildir" in result.output
+
+
+def test_broken_config_names_file_and_key(env, monkeypatch):
+    bad = env / "bad.toml"
+    bad.write_text('[addresses]\ndomain = "not a domain"\nseparator = "/"\n'
+                   '[listener]\nport = "eight"\n[[imap]]\nhost = "imap.example"\n'
+                   'password = "hunter2"\n')
+    result = CliRunner().invoke(cli, ["-c", str(bad), "config", "check"])
+    assert result.exit_code == 1
+    for expected in ("addresses.domain", "addresses.separator", "listener.port",
+                     "imap[0].password"):
+        assert f"{bad}: {expected}" in result.output
+    result = CliRunner().invoke(cli, ["-c", str(bad), "threads"])
+    assert result.exit_code == 1
+    assert f"{bad}: addresses.domain" in result.output and "more" in result.output
+    assert "Traceback" not in result.output
+    syntax = env / "syntax.toml"
+    syntax.write_text("[addresses\n")
+    result = CliRunner().invoke(cli, ["-c", str(syntax), "config", "check"])
+    assert result.exit_code == 1 and "not valid TOML" in result.output
+
+
+def test_missing_explicit_config_is_an_error_but_default_config_is_optional(env, monkeypatch):
+    result = CliRunner().invoke(cli, ["-c", str(env / "absent.toml"), "threads"])
+    assert result.exit_code == 1 and "no such config file" in result.output
+    monkeypatch.delenv("MAILTHREADS_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "xdg"))
+    assert "No threads" in run("threads")

@@ -1,0 +1,69 @@
+import pytest
+from mailfactory import message
+
+from mailthreads.config import Limits
+from mailthreads.mail.parse import Unparseable, parse
+
+
+def test_encoded_words_and_charsets_are_decoded():
+    raw = (b"From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <jm@example.de>\r\n"
+           b"To: reply+p@blog.example\r\n"
+           b"Subject: =?iso-8859-1?q?R=E9ponse_=E0_votre_article?=\r\n"
+           b"Message-ID: <x@y>\r\n"
+           b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+           b"Tr=E8s bien =E9crit.\r\n")
+    parsed = parse(raw)
+    assert parsed.sender.name == "Jürgen Müller"
+    assert parsed.subject == "Réponse à votre article"
+    assert "Très bien écrit." in parsed.text
+
+
+def test_folded_headers_cannot_smuggle_line_breaks():
+    raw = message().replace(b"Subject: Re: Why I blog",
+                            b"Subject: A long subject that a client folds\r\n across two lines")
+    parsed = parse(raw)
+    assert parsed.subject == "A long subject that a client folds across two lines"
+    assert "\n" not in parsed.subject and "\r" not in parsed.subject
+
+
+def test_identity_ignores_transport_headers_but_not_the_body():
+    plain = parse(message())
+    relayed = parse(b"Received: from a by b\r\nDelivered-To: x@y\r\nX-Spam: no\r\n" + message())
+    edited = parse(message(body="Another text.\n"))
+    assert plain.identity_sha256 == relayed.identity_sha256
+    assert plain.identity_sha256 != edited.identity_sha256
+
+
+def test_synthetic_message_id_is_stable():
+    first = parse(message(message_id=None))
+    again = parse(b"Received: from a by b\r\n" + message(message_id=None))
+    assert first.synthetic_message_id
+    assert first.message_id == again.message_id
+
+
+@pytest.mark.parametrize("limits, raw, reason", [
+    (Limits(max_message_size=1000), message(body="x" * 2000), "byte limit"),
+    (Limits(max_header_size=200), message(headers={"X-Big": "y" * 500}), "header section"),
+    (Limits(max_mime_parts=3), message(html="<p>hi</p>") + b"", None),
+])
+def test_limits_quarantine_hostile_mail(limits, raw, reason):
+    if reason is None:
+        parse(raw, limits)  # three parts are within a limit of three
+        return
+    with pytest.raises(Unparseable, match=reason):
+        parse(raw, limits)
+
+
+def test_too_many_and_too_deep_parts():
+    parts = b"".join(b"--B\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(30))
+    raw = (b"From: a@b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+           + parts + b"--B--\r\n")
+    with pytest.raises(Unparseable, match="part limit"):
+        parse(raw, Limits(max_mime_parts=10))
+    nested = b"From: a@b\r\nMIME-Version: 1.0\r\n"
+    for depth in range(30):
+        nested += f"Content-Type: multipart/mixed; boundary=b{depth}\r\n\r\n--b{depth}\r\n".encode()
+    nested += b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    with pytest.raises(Unparseable, match="nested"):
+        parse(nested, Limits(max_mime_depth=10))
