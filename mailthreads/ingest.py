@@ -93,13 +93,14 @@ def sha256_of(raw: bytes) -> str:
 def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: Context,
          unrouted: Unrouted = "quarantine") -> Plan:
     """Decide where ``analysis`` goes, reading the store but never writing it."""
+    direction = "out" if config.is_author(analysis.from_address) else "in"
     duplicate = store.message_by_identity(conn, analysis.identity_sha256)
     if duplicate:
         post = store.post_by_id(conn, duplicate["post_id"]) if duplicate["post_id"] else None
         return Plan("duplicate", [f"already stored as message {duplicate['id']}"],
-                    post_slug=post["slug"] if post else None, thread_id=duplicate["thread_id"])
+                    direction=direction, post_slug=post["slug"] if post else None,
+                    thread_id=duplicate["thread_id"])
 
-    direction = "out" if config.is_author(analysis.from_address) else "in"
     result = Plan("store", direction=direction, parent=analysis.parent)
     if direction == "out":
         result.reasons.append(f"from the author's address {analysis.from_address}")

@@ -1,3 +1,4 @@
+import mailparser
 import pytest
 from mailfactory import message
 
@@ -67,3 +68,27 @@ def test_too_many_and_too_deep_parts():
     nested += b"Content-Type: text/plain\r\n\r\ndeep\r\n"
     with pytest.raises(Unparseable, match="nested"):
         parse(nested, Limits(max_mime_depth=10))
+
+
+def test_a_message_that_trips_mail_parser_is_still_parsed():
+    # A nested multipart whose start boundary never appears: mail-parser 4.8 looks for it in
+    # the outer epilogue, which is None, and raises. The standard library view takes over.
+    raw = (b"From: Jane <jane@example.com>\r\nTo: reply+p@blog.example\r\nSubject: odd\r\n"
+           b"Message-ID: <odd@x>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=OUTER\r\n\r\n"
+           b"--OUTER\r\nContent-Type: text/plain\r\n\r\nThe visible words.\r\n"
+           b"--OUTER\r\nContent-Type: multipart/alternative; boundary=NEVER\r\n\r\n"
+           b"no boundary here\r\n")  # and no closing boundary: the epilogue is None
+    with pytest.raises(AttributeError):
+        mailparser.parse_from_bytes(raw)
+    parsed = parse(raw)
+    assert parsed.sender.address == "jane@example.com"
+    assert parsed.subject == "odd"
+    assert "The visible words." in parsed.text
+
+
+def test_encoded_line_breaks_in_a_display_name_are_decoded_and_folded():
+    raw = message().replace(b"From: Jane Reader <jane@example.com>",
+                            b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x?= <e@x.example>")
+    parsed = parse(raw)
+    assert (parsed.sender.name, parsed.sender.address) == ("Evil Bcc: x", "e@x.example")

@@ -79,12 +79,17 @@ class ParsedMail:
 def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     limits = limits or Limits()
     _check_size(raw, limits)
+    lean = _without_trace_headers(raw)
     try:
-        parsed = _MailParser.from_bytes(_without_trace_headers(raw))
+        parsed: _MailParser | _StdlibView = _MailParser.from_bytes(lean)
     except RecursionError:
         raise Unparseable("MIME structure nested too deeply to parse") from None
     except Exception as error:  # mail-parser raises many kinds on broken input
-        raise Unparseable(f"mail-parser failed: {type(error).__name__}: {error}") from None
+        try:
+            parsed = _stdlib_view(lean)
+        except Exception:
+            raise Unparseable(
+                f"mail-parser failed: {type(error).__name__}: {error}") from None
     message = parsed.message
     _check_structure(message, limits)
 
@@ -131,6 +136,67 @@ def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     )
 
 
+@dataclass
+class _StdlibView:
+    """The few mail-parser attributes we use, from the standard library alone: the fallback for
+    the rare message that trips a mail-parser bug, so that it is filed, not quarantined."""
+
+    message: Message
+    from_: list[tuple[str, str]]
+    to: list[tuple[str, str]]
+    cc: list[tuple[str, str]]
+    subject: str
+    text_plain: list[str]
+    text_html: list[str]
+    attachments: list[dict]
+
+
+def _stdlib_view(raw: bytes) -> _StdlibView:
+    import base64
+    import email
+    from email.header import decode_header, make_header
+    from email.utils import getaddresses
+
+    message = email.message_from_bytes(raw)
+
+    def decoded(value: object) -> str:
+        try:
+            return str(make_header(decode_header(str(value))))
+        except Exception:
+            return str(value)
+
+    def addresses(name: str) -> list[tuple[str, str]]:
+        return getaddresses([decoded(v) for v in message.get_all(name) or []])
+
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[dict] = []
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        content_type = part.get_content_type()
+        if part.is_multipart() and not content_type.startswith("message/"):
+            payload = part.get_payload()
+            stack.extend(reversed(payload if isinstance(payload, list) else []))
+            continue
+        content = part.as_bytes() if part.is_multipart() else part.get_payload(decode=True)
+        content = content if isinstance(content, bytes) else b""
+        filename = part.get_filename()
+        if content_type in ("text/plain", "text/html") and not filename \
+                and part.get_content_disposition() != "attachment":
+            try:
+                text = content.decode(part.get_content_charset() or "utf-8", "replace")
+            except LookupError:  # a charset Python does not know
+                text = content.decode("utf-8", "replace")
+            (plain if content_type == "text/plain" else html).append(text)
+        else:
+            attachments.append({"filename": decoded(filename or "part"), "binary": True,
+                                "payload": base64.b64encode(content).decode("ascii"),
+                                "mail_content_type": content_type})
+    return _StdlibView(message, addresses("From"), addresses("To"), addresses("Cc"),
+                       decoded(message.get("Subject", "")), plain, html, attachments)
+
+
 def _check_size(raw: bytes, limits: Limits) -> None:
     if len(raw) > limits.max_message_size:
         raise Unparseable(
@@ -171,7 +237,7 @@ def _check_structure(message: Message, limits: Limits) -> None:
             stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
 
 
-def _decoded(parsed: _MailParser, name: str) -> str:
+def _decoded(parsed: _MailParser | _StdlibView, name: str) -> str:
     try:
         value = getattr(parsed, name)
     except Exception:
@@ -198,8 +264,21 @@ def _addresses(pairs: list[tuple[str, str]] | None) -> tuple[Address, ...]:
     for name, address in pairs or []:
         address = _one_line(address or "").lower()
         if "@" in address:
-            result.append(Address(_one_line(name or ""), address))
+            result.append(Address(_one_line(_decode_words(name or "")), address))
     return tuple(result)
+
+
+def _decode_words(value: str) -> str:
+    """RFC 2047 words that mail-parser leaves encoded (it does when they decode to CR/LF, a
+    header injection attempt); decoded here so ``_one_line`` can fold the line breaks away."""
+    if "=?" not in value:
+        return value
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value
 
 
 def _header_addresses(message: Message, name: str) -> tuple[str, ...]:

@@ -1,0 +1,120 @@
+"""Bulk ingest of a generated maildir, side by side with `notmuch new`, plus read-path timings.
+
+    python benchmarks/bulk_ingest.py --count 100000 --work /tmp/mailthreads-bench
+
+Builds the maildir with make_maildir.py (once), then, on the same files:
+- `mailthreads ingest` into a fresh database (the whole pipeline: parsing, trimming,
+  classification, threading, FTS), wall time and peak memory;
+- `notmuch new` into a fresh notmuch database;
+- `mailthreads threads` / `mailthreads show` against `notmuch search` / `notmuch show`,
+  median wall time of repeated runs, Python start-up included.
+Prints a Markdown table for benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (KiB) of one command and its children."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def median_time(command: list[str], env: dict[str, str], repeat: int) -> float:
+    run(command, env)  # warm the page cache
+    return statistics.median(run(command, env)[0] for _ in range(repeat))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mailthreads-bench"))
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--skip-notmuch", action="store_true")
+    args = parser.parse_args()
+
+    maildir = args.work / f"Maildir-{args.count}"
+    if not maildir.exists():
+        subprocess.run([sys.executable, HERE / "make_maildir.py", maildir, "--count",
+                        str(args.count)], check=True)
+    files = sum(1 for _ in (maildir / "cur").iterdir())
+    mailthreads = shutil.which("mailthreads") or sys.exit("mailthreads is not installed")
+    config = args.work / "config.toml"
+    config.write_text('[addresses]\ndomain = "blog.example"\n')
+    database = args.work / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    env = {**os.environ, "MAILTHREADS_DB": str(database), "MAILTHREADS_CONFIG": str(config)}
+
+    rows = []
+    seconds, peak = run([mailthreads, "ingest", "--quiet", str(maildir)], env)
+    stored = sqlite3.connect(database).execute("select count(*) from messages").fetchone()[0]
+    rows.append(("mailthreads ingest", seconds, files / seconds, peak))
+    print(f"mailthreads ingest: {files} files, {stored} stored, {seconds:.1f} s, "
+          f"{files / seconds:.0f} msg/s, peak {peak / 1024:.0f} MiB", flush=True)
+
+    notmuch_env = None
+    if not args.skip_notmuch and shutil.which("notmuch"):
+        shutil.rmtree(maildir / ".notmuch", ignore_errors=True)
+        notmuch_config = args.work / "notmuch-config"
+        notmuch_config.write_text(f"[database]\npath={maildir}\n[user]\nname=Bench\n"
+                                  "primary_email=me@blog.example\n[new]\ntags=inbox;\n"
+                                  "[maildir]\nsynchronize_flags=false\n")
+        notmuch_env = {**os.environ, "NOTMUCH_CONFIG": str(notmuch_config)}
+        seconds, peak = run(["notmuch", "new", "--quiet"], notmuch_env)
+        rows.append(("notmuch new", seconds, files / seconds, peak))
+        print(f"notmuch new: {seconds:.1f} s, {files / seconds:.0f} msg/s, "
+              f"peak {peak / 1024:.0f} MiB", flush=True)
+
+    conn = sqlite3.connect(database)
+    thread_id, thread_count = conn.execute(
+        "select (select id from threads order by last_activity desc limit 1), count(*) "
+        "from threads").fetchone()
+    message_id = conn.execute("select message_id from messages where thread_id = ? limit 1",
+                              (thread_id,)).fetchone()[0]
+    reads = [
+        ("mailthreads threads", [mailthreads, "threads"], env),
+        ("mailthreads threads -n 50", [mailthreads, "threads", "-n", "50"], env),
+        (f"mailthreads show {thread_id}", [mailthreads, "show", str(thread_id),
+                                           "--keep-unread"], env),
+    ]
+    if notmuch_env:
+        reads += [
+            ("notmuch search '*'", ["notmuch", "search", "*"], notmuch_env),
+            ("notmuch search --limit=50 '*'", ["notmuch", "search", "--limit=50", "*"],
+             notmuch_env),
+            ("notmuch show id:...", ["notmuch", "show", f"id:{message_id}"], notmuch_env),
+        ]
+    timings = [(name, median_time(command, e, args.repeat)) for name, command, e in reads]
+
+    print(f"\n{files:,} messages; {thread_count:,} threads\n")
+    print("| bulk ingest | seconds | messages/s | peak memory |")
+    print("|---|---:|---:|---:|")
+    for name, seconds, rate, peak in rows:
+        print(f"| {name} | {seconds:.1f} | {rate:,.0f} | {peak / 1024:.0f} MiB |")
+    print("\n| read command | median wall time |")
+    print("|---|---:|")
+    for name, seconds in timings:
+        print(f"| `{name}` | {seconds * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()
