@@ -54,10 +54,14 @@ def _init_worker(config: Config) -> None:
     _worker_config = config
 
 
-def _analyze_chunk(chunk: list[Job]) -> list[Result]:
+def _analyze_chunk(raws: list[bytes]) -> list[tuple[str, Analysis | str]]:
     assert _worker_config is not None
-    return [(origin, raw, sha256_of(raw), analyze_or_reason(raw, _worker_config, None))
-            for origin, raw in chunk]
+    return [(sha256_of(raw), analyze_or_reason(raw, _worker_config, None)) for raw in raws]
+
+
+def _joined(chunk: list[Job], analysed: list[tuple[str, Analysis | str]]) -> list[Result]:
+    return [(origin, raw, sha256, analysis)
+            for (origin, raw), (sha256, analysis) in zip(chunk, analysed, strict=True)]
 
 
 def _chunks(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
@@ -76,18 +80,22 @@ def _analysed(items: Iterable[Job], config: Config, workers: int,
     if workers <= 1 or (expected is not None and expected < POOL_THRESHOLD):
         _init_worker(config)
         for chunk in _chunks(items, CHUNK_SIZE):
-            yield from _analyze_chunk(chunk)
+            yield from _joined(chunk, _analyze_chunk([raw for _, raw in chunk]))
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        # The raw bytes stay here too: only the analysis travels back from the workers.
         in_flight: deque = deque()
         for chunk in _chunks(items, CHUNK_SIZE):
-            in_flight.append(pool.apply_async(_analyze_chunk, (chunk,)))
+            raws = [raw for _, raw in chunk]
+            in_flight.append((chunk, pool.apply_async(_analyze_chunk, (raws,))))
             if len(in_flight) >= workers * 4:
-                yield from in_flight.popleft().get()
+                done, result = in_flight.popleft()
+                yield from _joined(done, result.get())
         while in_flight:
-            yield from in_flight.popleft().get()
+            done, result = in_flight.popleft()
+            yield from _joined(done, result.get())
 
 
 def ingest_messages(

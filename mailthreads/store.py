@@ -249,10 +249,12 @@ def refresh_thread(conn: sqlite3.Connection, thread_id: int, *, new_reply: bool)
         (thread_id,),
     ).fetchone()
     last_any = _one(conn, "SELECT MAX(date) FROM messages WHERE thread_id = ?", (thread_id,))
+    # "Last" by Date, but never later than arrival: a sender whose clock runs ahead (or who
+    # forges a Date in 2099) must not keep a thread needing a reply after it was answered.
     last_direction = _one(
         conn,
         "SELECT direction FROM messages WHERE thread_id = ? AND kind = 'reply' "
-        "ORDER BY date DESC, id DESC LIMIT 1",
+        "ORDER BY MIN(date, received_at) DESC, id DESC LIMIT 1",
         (thread_id,),
     )
     state = _one(conn, "SELECT state FROM threads WHERE id = ?", (thread_id,))
@@ -291,15 +293,8 @@ _THREAD_COLUMNS = """
 """
 
 
-def list_threads(
-    conn: sqlite3.Connection,
-    *,
-    post: str | None = None,
-    state: str | None = None,
-    unread: bool = False,
-    include_archived: bool = False,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
+def _thread_filters(post: str | None, state: str | None, unread: bool,
+                    include_archived: bool) -> tuple[str, list[Any]]:
     where = ["threads.message_count > 0"]
     params: list[Any] = []
     if post:
@@ -312,14 +307,35 @@ def list_threads(
         where.append("threads.state != 'archived'")
     if unread:
         where.append("threads.unread > 0")
+    return " AND ".join(where), params
+
+
+def list_threads(
+    conn: sqlite3.Connection,
+    *,
+    post: str | None = None,
+    state: str | None = None,
+    unread: bool = False,
+    include_archived: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    where, params = _thread_filters(post, state, unread, include_archived)
     sql = f"""SELECT {_THREAD_COLUMNS}
               FROM threads JOIN posts ON posts.id = threads.post_id
                            JOIN correspondents ON correspondents.id = threads.correspondent_id
-              WHERE {' AND '.join(where)}
+              WHERE {where}
               ORDER BY threads.last_activity DESC, threads.id DESC"""
     if limit:
         sql += f" LIMIT {int(limit)}"
     return _dicts(conn.execute(sql, params))
+
+
+def count_threads(conn: sqlite3.Connection, *, post: str | None = None,
+                  state: str | None = None, unread: bool = False,
+                  include_archived: bool = False) -> int:
+    where, params = _thread_filters(post, state, unread, include_archived)
+    return _one(conn, f"SELECT COUNT(*) FROM threads JOIN posts ON posts.id = threads.post_id "
+                f"WHERE {where}", params)
 
 
 def get_thread(conn: sqlite3.Connection, thread_id: int) -> dict[str, Any]:
@@ -787,3 +803,15 @@ def unsaved_sent_copies(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Sent answers whose copy to the Sent folder is still owed."""
     return _dicts(conn.execute(
         "SELECT id, raw FROM outbox WHERE status = 'sent' AND saved_to_sent = 0 ORDER BY id"))
+
+
+# SMTP listener ------------------------------------------------------------------------------
+
+
+def delivery_status(conn: sqlite3.Connection, delivery_id: int) -> str | None:
+    """pending, stored, duplicate, quarantined, ignored; None for no such delivery."""
+    return _one(conn, "SELECT status FROM deliveries WHERE id = ?", (delivery_id,))
+
+
+def count_pending_deliveries(conn: sqlite3.Connection) -> int:
+    return _one(conn, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'") or 0

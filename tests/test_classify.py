@@ -10,7 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailthreads.mail.classify import Classification, classify
+from mailthreads.mail.classify import (
+    _FAILURE_WORDING,
+    _MTA_BOILERPLATE,
+    Classification,
+    classify,
+)
 
 KINDS = {"reply", "auto_reply", "bounce", "feedback_report", "other"}
 
@@ -500,3 +505,47 @@ def test_classify_never_raises_on_mail_like_junk(lines: list[str]) -> None:
     raw = "\r\n".join(lines).encode("utf-8", "surrogatepass")
 
     assert classify(email.message_from_bytes(raw)).kind in KINDS
+
+
+# --------------------------------------------------------------------------
+# The shortcuts of the hot path
+# --------------------------------------------------------------------------
+
+
+def test_header_names_match_in_any_case() -> None:
+    message = parse(simple_message("AUTO-SUBMITTED: auto-replied\nx-autoreply: yes\n"))
+    result = classify(message)
+    assert result.kind == "auto_reply"
+    assert "X-Autoreply: yes" in result.reasons
+
+
+_BOUNCE_PHRASES = st.sampled_from(
+    [
+        "This is the qmail-send program",
+        "could not be delivered to:",
+        "Diagnostic-Code: smtp; 550 5.1.1",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Remote-MTA: dns; mx.example.net",
+        "your mail to bob@example.org was not be delivered",
+        "requested action not taken",
+        "message will be retried",
+        "user unknown",
+        "550 5.1.1",
+        "mailbox is full",
+        "Delivery Status Notification",
+        "returned mail",
+    ]
+).flatmap(lambda phrase: st.sampled_from([phrase, phrase.upper(), phrase.swapcase()]))
+# Letters that case-insensitive matching treats as others ("ı" and "İ" as "i", "ſ" as "s",
+# the Kelvin sign as "k"), line breaks and spaces.
+_ODD_PIECES = st.sampled_from(["\u0131", "\u0130", "\u017f", "\u212a", "é", "\n", " ", "\n\n  "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_BOUNCE_PHRASES, _ODD_PIECES, st.text(max_size=8)), max_size=10))
+def test_bounce_wording_shortcuts_agree_with_the_pattern(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    for wording in (_MTA_BOILERPLATE, _FAILURE_WORDING):
+        match = wording.pattern.search(text)
+        assert wording.search(text) == (match.group(0) if match else None)

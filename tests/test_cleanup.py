@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailthreads.mail.cleanup import ReplyParts, html_to_text, split_reply
+from mailthreads.mail.cleanup import (
+    _WROTE_RE,
+    ReplyParts,
+    _has_quote_verb,
+    html_to_text,
+    split_reply,
+)
 
 
 def _lines(*lines: str) -> str:
@@ -445,3 +451,37 @@ def test_split_reply_only_ever_selects_input_lines(text: str) -> None:
     for part in (parts.visible, parts.quoted, parts.signature):
         assert set(part.split("\n")) <= input_lines | {""}
         assert part == "" or (part.split("\n")[0].strip() and part.split("\n")[-1].strip())
+
+
+# --- the shortcuts of the hot path ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "ON MON, 3 JAN 2011 AT 10:00, BOB <BOB@EXAMPLE.ORG> WROTE:",
+        "15 Oca 2017 tarihinde Ali <ali@example.com> şunu yazdı:",
+        "15 OCA 2017 TARIHINDE ALI <ALI@EXAMPLE.COM> SUNU YAZDI:",
+        "On Mon, 3 Jan 2011, Bob <bob@example.org> wrote ----",
+    ],
+)
+def test_quote_headers_in_any_case(header: str) -> None:
+    parts = split_reply(_lines("Agreed.", "", header, "", "> Old text."))
+    assert parts.visible == "Agreed."
+    assert parts.quoted.startswith(header)
+
+
+# Spellings of the verbs, and letters that case-insensitive matching treats as others
+# ("ı" and "İ" as "i", "ſ" as "s", the Kelvin sign as "k").
+_VERB_PIECES = st.sampled_from(
+    ["wrote", "WRITES", "Schrieb", "a écrit", "a ecrit", "escribió", "ha scritto", "skrev",
+     "SKRIVER", "napisał", "NAPISAL", "napsal", "kirjoitti", "írta", "yazdı", "YAZDI",
+     "написал", "写道", "wrote:", "rewrote", "wroter", "w=", "rote"]
+)
+_VERB_LETTERS = st.text(alphabet="wrotesWROTESchibkvnpalyzdı\u0130\u017f\u212aé :<@>", max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_VERB_PIECES, _VERB_LETTERS), max_size=6).map("".join))
+def test_quote_verb_shortcut_agrees_with_the_pattern(text: str) -> None:
+    assert _has_quote_verb(text) == (_WROTE_RE.search(text) is not None)

@@ -248,3 +248,17 @@ def test_missing_explicit_config_is_an_error_but_default_config_is_optional(env,
     monkeypatch.delenv("MAILTHREADS_CONFIG")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "xdg"))
     assert "No threads" in run("threads")
+
+
+def test_threads_table_is_paged_but_json_is_complete(env):
+    for number in range(3):
+        path = env / f"r{number}.eml"
+        path.write_bytes(message(message_id=f"<p{number}@x>",
+                                 to=f"reply+post-{number}@blog.example", minutes=number))
+        run("ingest", str(path))
+    result = CliRunner().invoke(cli, ["threads", "-n", "2"])
+    assert result.exit_code == 0
+    assert [line.split()[1] for line in result.stdout.splitlines()[2:]] == ["post-2", "post-1"]
+    assert "1 older threads: -n 0 shows all" in result.stderr
+    assert len(run_json("threads")) == 3
+    assert len(run("threads", "-n", "0").splitlines()) == 2 + 3

@@ -54,17 +54,17 @@ def _cell(value: Any) -> Any:
 
 
 def table(rows: Iterable[Sequence[str]], headers: Sequence[str], max_width: int = 50) -> str:
-    rows = [[_clip(cell, max_width) for cell in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in rows)
+    body = [[_clip(cell, max_width) for cell in row] for row in rows]
+    widths = [max(map(len, column)) for column in zip(headers, *body, strict=True)]
+    line = "  ".join(f"{{:<{width}}}" for width in widths).format
+    lines = [line(*headers).rstrip(), "  ".join("-" * width for width in widths)]
+    lines.extend(line(*row).rstrip() for row in body)
     return "\n".join(lines)
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) > width or "\n" in text or "\t" in text or "\r" in text:
+        text = " ".join(text.split())
+        if len(text) > width:
+            return text[: width - 1] + "…"
+    return text

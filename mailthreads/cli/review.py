@@ -14,6 +14,7 @@ import click
 from .app import App
 from .output import chosen_format, emit, output_options
 
+TABLE_PAGE = 50
 STATE_NAMES = {"needs-reply": "needs_reply", "answered": "answered", "archived": "archived"}
 KIND_LABELS = {"auto_reply": "auto-reply", "bounce": "bounce",
                "feedback_report": "feedback report", "other": "automatic message"}
@@ -31,7 +32,9 @@ def _correspondent(row: dict[str, Any]) -> str:
               help="Only threads in this state")
 @click.option("--unread", is_flag=True, help="Only threads with unread replies")
 @click.option("-a", "--all", "include_archived", is_flag=True, help="Include archived threads")
-@click.option("-n", "--limit", type=click.IntRange(1), help="At most this many threads")
+@click.option("-n", "--limit", type=click.IntRange(0),
+              help=f"At most this many threads; 0 for all. Default: {TABLE_PAGE} in the table, "
+                   "all with --json, --nl or --csv")
 @output_options
 @click.pass_obj
 def threads(app: App, post: str | None, state: str | None, unread: bool,
@@ -39,7 +42,8 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
             as_csv: bool) -> None:
     """List discussions, newest activity first.
 
-    Archived threads are hidden unless --all or --state archived.
+    Archived threads are hidden unless --all or --state archived. The table shows the newest
+    50 and says how many more there are.
 
     \b
     Examples:
@@ -50,8 +54,17 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
     from .. import store
 
     fmt = chosen_format(as_json, as_nl, as_csv)
-    rows = store.list_threads(app.reader(), post=post, state=STATE_NAMES.get(state or ""),
-                              unread=unread, include_archived=include_archived, limit=limit)
+    if limit is None:
+        limit = TABLE_PAGE if fmt == "table" else 0
+    conn = app.reader()
+    filters = {"post": post, "state": STATE_NAMES.get(state or ""), "unread": unread,
+               "include_archived": include_archived}
+    # One row more than shown tells whether to count the rest.
+    rows = store.list_threads(conn, **filters, limit=limit + 1 if limit else None)
+    hidden = 0
+    if limit and len(rows) > limit:
+        rows = rows[:limit]
+        hidden = store.count_threads(conn, **filters) - limit
     for row in rows:
         row["correspondent"] = _correspondent(row)
     if fmt == "table":
@@ -61,6 +74,8 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
     emit(rows, fmt, ["id", "post", "correspondent", "state", "unread", "messages",
                      "last_activity", "subject"],
          empty="No threads. Replies arrive with: mailthreads ingest PATH (or serve, or poll)")
+    if hidden:
+        click.echo(f"… and {hidden:,} older threads: -n 0 shows all", err=True)
 
 
 @click.command()

@@ -31,6 +31,7 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
+from functools import cached_property
 from typing import Literal, TypeVar
 
 __all__ = ["Classification", "Kind", "classify", "MAX_PARTS", "MAX_SCAN_CHARS"]
@@ -239,24 +240,51 @@ class _Facts:
     parts: list[_Part]
     subject: str
     from_header: str
-    from_address: str
-    from_name: str
     notice_text: str  # bounded text of the notice itself (not attached originals)
+    # The lowercased names of the message's headers (None if they could not be
+    # read): most of the headers the checks ask for are absent, and looking one
+    # up in the message scans all of its headers.
+    header_names: frozenset[str] | None
+
+    # parseaddr() is one of the dearest steps, and only the header heuristics
+    # need the sender, not the messages that a report structure decides.
+    @cached_property
+    def _from_name_and_address(self) -> tuple[str, str]:
+        return _safely(lambda: parseaddr(self.from_header), ("", ""))
+
+    @property
+    def from_address(self) -> str:
+        return self._from_name_and_address[1].strip().lower()
+
+    @property
+    def from_name(self) -> str:
+        return self._from_name_and_address[0].strip().lower()
+
+    def header(self, name: str) -> str:
+        """``_header(self.message, name)``, at once when the message lacks it."""
+        if self.header_names is not None and name.lower() not in self.header_names:
+            return ""
+        return _header(self.message, name)
+
+    def all_headers(self, name: str) -> list[str]:
+        """``_all_headers(self.message, name)``, at once when the message lacks it."""
+        if self.header_names is not None and name.lower() not in self.header_names:
+            return []
+        return _all_headers(self.message, name)
 
 
 def _gather_facts(message: Message, envelope_sender: str | None) -> _Facts:
     parts = _safely(lambda: _walk(message), [])
-    from_header = _header(message, "From")
-    name, address = _safely(lambda: parseaddr(from_header), ("", ""))
     return _Facts(
         message=message,
         envelope_sender=envelope_sender,
         parts=parts,
         subject=_header(message, "Subject"),
-        from_header=from_header,
-        from_address=address.strip().lower(),
-        from_name=name.strip().lower(),
+        from_header=_header(message, "From"),
         notice_text=_safely(lambda: _notice_text(parts), ""),
+        # Message.get() compares exactly these: each header name, lowercased.
+        # (str.lower raises on a name that is not a string, leaving the lookups to Message.get)
+        header_names=_safely(lambda: frozenset(map(str.lower, message.keys())), None),
     )
 
 
@@ -321,7 +349,7 @@ def _message_id_in_header_text(text: str) -> str:
 
 
 def _in_reply_to_id(facts: _Facts) -> str | None:
-    return _bare_message_id(_header(facts.message, "In-Reply-To"))
+    return _bare_message_id(facts.header("In-Reply-To"))
 
 
 _INLINE_MESSAGE_ID = re.compile(r"(?im)^[ \t>]*Message-I[Dd]\s*:\s*(<[^<>\s]+>)")
@@ -329,7 +357,7 @@ _INLINE_MESSAGE_ID = re.compile(r"(?im)^[ \t>]*Message-I[Dd]\s*:\s*(<[^<>\s]+>)"
 
 def _inline_original_id(facts: _Facts) -> str | None:
     """Last resort for non-MIME bounces that quote the original headers in the text."""
-    own_id = _bare_message_id(_header(facts.message, "Message-ID"))
+    own_id = _bare_message_id(facts.header("Message-ID"))
     for match in _INLINE_MESSAGE_ID.finditer(facts.notice_text):
         candidate = _bare_message_id(match.group(1))
         if candidate and candidate != own_id:
@@ -372,7 +400,7 @@ _INLINE_FINAL_RECIPIENT = re.compile(
 
 
 def _failed_recipients_from_text(facts: _Facts) -> tuple[str, ...]:
-    header_values = _all_headers(facts.message, "X-Failed-Recipients")
+    header_values = facts.all_headers("X-Failed-Recipients")
     from_header = [
         address.lower()
         for value in header_values
@@ -632,7 +660,7 @@ def _ses_notification_verdict(facts: _Facts) -> _Verdict | None:
 
 def _unsubscribe_request_verdict(facts: _Facts) -> _Verdict | None:
     """Apple Mail's one-click unsubscribe sends a mail marked X-Apple-Unsubscribe."""
-    if _header(facts.message, "X-Apple-Unsubscribe").lower() == "true":
+    if facts.header("X-Apple-Unsubscribe").lower() == "true":
         return _Verdict("feedback_report", ("X-Apple-Unsubscribe: true (unsubscribe request)",))
     return None
 
@@ -772,7 +800,7 @@ def _null_sender_reason(facts: _Facts) -> str | None:
             return f"envelope sender {sender}"
         return None
     # Unknown envelope: the delivering MTA recorded it in the topmost Return-Path.
-    return_path = _header(facts.message, "Return-Path")
+    return_path = facts.header("Return-Path")
     if not return_path:
         return None
     address = return_path.strip().strip("<>").strip().lower()
@@ -788,26 +816,25 @@ _AUTO_SUBMITTED_VALUE = re.compile(r"^\s*([A-Za-z-]+)")
 
 def _auto_submitted(facts: _Facts) -> str:
     """The Auto-Submitted keyword (RFC 3834), lowercased, or ""."""
-    match = _AUTO_SUBMITTED_VALUE.match(_header(facts.message, "Auto-Submitted"))
+    match = _AUTO_SUBMITTED_VALUE.match(facts.header("Auto-Submitted"))
     return match.group(1).lower() if match else ""
 
 
 def _auto_reply_header_reasons(facts: _Facts) -> list[str]:
     """Headers that mark a reply written by a responder rather than a person."""
-    message = facts.message
     reasons = []
     if _auto_submitted(facts) == "auto-replied":
         reasons.append("Auto-Submitted: auto-replied (RFC 3834)")
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From"):
-        value = _header(message, name).lower()
+        value = facts.header(name).lower()
         if value and value not in ("no", "false", "0"):
             reasons.append(f"{name}: {value[:40]}")
-    if _header(message, "X-Apple-Action").lower() == "vacation":
+    if facts.header("X-Apple-Action").lower() == "vacation":
         reasons.append("X-Apple-Action: VACATION")
-    if _header(message, "X-Mailer").lower().startswith(("vacation", "autoresponder")):
+    if facts.header("X-Mailer").lower().startswith(("vacation", "autoresponder")):
         reasons.append("X-Mailer is a vacation responder")
-    suppress = _header(message, "X-Auto-Response-Suppress")
-    rules_loop = _header(message, "X-MS-Exchange-Inbox-Rules-Loop")
+    suppress = facts.header("X-Auto-Response-Suppress")
+    rules_loop = facts.header("X-MS-Exchange-Inbox-Rules-Loop")
     # Exchange sets X-Auto-Response-Suppress on plenty of person-written mail
     # (and Inbox-Rules-Loop on forwarded mail); only the pair marks an
     # Out-of-Office answer generated by an inbox rule.
@@ -826,15 +853,67 @@ def _auto_generated_reasons(facts: _Facts) -> list[str]:
     keyword = _auto_submitted(facts)
     if keyword and keyword not in ("no", "auto-replied"):
         reasons.append(f"Auto-Submitted: {keyword} (RFC 3834)")
-    precedence = _header(facts.message, "Precedence").strip().lower()
+    precedence = facts.header("Precedence").strip().lower()
     if precedence in _BULK_PRECEDENCE:
         reasons.append(f"Precedence: {precedence}")
     return reasons
 
 
+# The characters outside ASCII that case-insensitive matching equates with an
+# ASCII letter: "İ" and "ı" match "i", "ſ" matches "s", the Kelvin sign "k".
+_ASCII_LOOKALIKES = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+
+
+def _lowercase_as_matched(text: str) -> str:
+    """``text`` lowercased, with the look-alikes that case-insensitive matching
+    equates with ASCII letters written as those letters."""
+    if not text.isascii():
+        # (str.replace scans at C speed; str.translate looks up every character.)
+        for lookalike, letter in _ASCII_LOOKALIKES:
+            text = text.replace(lookalike, letter)
+    return text.lower()
+
+
+class _Wording:
+    """A case-insensitive pattern of lowercase ASCII wording, searched cheaply.
+
+    A long case-insensitive alternation tries every branch at every position of
+    the text, which makes it the most expensive check of a notice.  Two
+    shortcuts give exactly the same answer for less:
+
+    * every match contains one of ``anchors`` (a plain pattern, checked against
+      the text lowercased), so a text without any of them is ruled out by one
+      quick search;
+    * in ASCII text, the pattern matches the same spans case-sensitively in the
+      lowercased text, where the engine skips a branch as soon as its first
+      letter differs.
+    """
+
+    def __init__(self, source: str, flags: int, anchors: str) -> None:
+        # The case-sensitive twin only works if every literal of the pattern is
+        # lowercase (escapes such as \S or \W are classes, not letters).
+        literals = re.sub(r"\\.", "", source)
+        if literals != literals.lower():
+            raise ValueError("a _Wording pattern must be written in lowercase")
+        self.pattern = re.compile(source, flags | re.IGNORECASE)
+        self._lowercase_twin = re.compile(source, flags & ~re.IGNORECASE)
+        self._anchors = re.compile(anchors)
+
+    def search(self, text: str) -> str | None:
+        """The first match in ``text``, as it is written there, or None."""
+        lowered = _lowercase_as_matched(text)
+        if self._anchors.search(lowered) is None:
+            return None
+        if text.isascii():
+            match = self._lowercase_twin.search(lowered)
+        else:
+            match = self.pattern.search(text)
+        return None if match is None else text[match.start() : match.end()]
+
+
 # Sentences from MTA bounce templates and RFC 3464 fields: distinctive enough
 # to confirm a bounce when any header hints at a machine sender.
-_MTA_BOILERPLATE = re.compile(
+_MTA_BOILERPLATE = _Wording(
     r"""(?:
         this\ is\ the\ qmail-send\ program
       | this\ message\ was\ created\ automatically\ by\ mail\ delivery\ software
@@ -861,10 +940,13 @@ _MTA_BOILERPLATE = re.compile(
       | ^\s*status\s*:\s*[45]\.\d{1,3}\.\d{1,3}
       | ^\s*remote-mta\s*:
     )""",
-    re.IGNORECASE | re.VERBOSE | re.MULTILINE,
+    re.VERBOSE | re.MULTILINE,
+    # One word that each sentence above contains.
+    anchors="deliver|qmail-send|mail system|was received|following addresses|action"
+    "|retried|diagnostic-code|status|remote-mta",
 )
 # Failure words that people also write: only with a strong machine header.
-_FAILURE_WORDING = re.compile(
+_FAILURE_WORDING = _Wording(
     r"""(?:
         message\ could\ not\ be\ delivered
       | permanent\ (?:delivery\ )?(?:error|failure)
@@ -875,7 +957,9 @@ _FAILURE_WORDING = re.compile(
       | user\ unknown | unknown\ user | no\ such\ user | mailbox\ (?:is\ )?(?:full|unavailable)
       | \b55[0-4][ -]5\.\d\.\d
     )""",
-    re.IGNORECASE | re.VERBOSE,
+    re.VERBOSE,
+    # One word (or the start of the SMTP code) that each wording above contains.
+    anchors="deliver|permanent|returned mail|user|mailbox|55[0-4][ -]5",
 )
 
 
@@ -887,12 +971,12 @@ def _unquoted_top(text: str) -> str:
 
 def _bounce_wording_reason(facts: _Facts, include_generic: bool) -> str | None:
     text = _unquoted_top(facts.notice_text)
-    match = _MTA_BOILERPLATE.search(text)
-    if match is None and include_generic:
-        match = _FAILURE_WORDING.search(text)
-    if match is None:
+    wording = _MTA_BOILERPLATE.search(text)
+    if wording is None and include_generic:
+        wording = _FAILURE_WORDING.search(text)
+    if wording is None:
         return None
-    return f'bounce wording in the text: "{" ".join(match.group(0).split())[:60]}"'
+    return f'bounce wording in the text: "{" ".join(wording.split())[:60]}"'
 
 
 # --------------------------------------------------------------------------
@@ -932,7 +1016,7 @@ def _signals(facts: _Facts) -> _Signals:
     explicitly_human = keyword == "no"
     bounce_subject = _safely(lambda: _BOUNCE_SUBJECT.match(subject), None)
     auto_subject = _safely(lambda: _AUTO_REPLY_SUBJECT.match(subject), None)
-    failed_header = _all_headers(facts.message, "X-Failed-Recipients")
+    failed_header = facts.all_headers("X-Failed-Recipients")
     return _Signals(
         bounce_subject=f'bounce subject "{subject[:60]}"' if bounce_subject else None,
         auto_reply_subject=f'auto-reply subject "{subject[:60]}"' if auto_subject else None,
