@@ -453,7 +453,10 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
             and decided.correspondent_id is not None:
         decided.thread_id = store.thread_for(conn, decided.post_id, decided.correspondent_id,
                                              analysis.subject)
-    is_reply = analysis.kind == "reply"
+    received_at = now()
+    date = analysis.date or received_at
+    # The author's own messages and machine mail need no reading.
+    is_read = decided.direction == "out" or analysis.kind != "reply"
     row_id = store.insert_message(conn, store.NewMessage(
         message_id=analysis.message_id,
         synthetic_message_id=analysis.synthetic_message_id,
@@ -469,7 +472,7 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         to_addresses=analysis.to,
         cc_addresses=analysis.cc,
         subject=analysis.subject,
-        date=analysis.date or now(),
+        date=date,
         in_reply_to=analysis.parent,
         references=analysis.chain,
         visible_text=analysis.visible_text,
@@ -480,14 +483,14 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         source=context.source,
         raw_sha256=sha256,
         identity_sha256=analysis.identity_sha256,
-        # The author's own messages and machine mail need no reading.
-        is_read=decided.direction == "out" or not is_reply,
-    ))
+        is_read=is_read,
+    ), received_at)
     for attachment in analysis.attachments:
         store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
                              attachment.content, sha256_of(attachment.content))
     store.record_ancestry(conn, analysis.message_id, analysis.chain)
     if decided.thread_id is not None:
-        store.refresh_thread(conn, decided.thread_id,
-                             new_reply=is_reply and decided.direction == "in")
+        store.file_in_thread(conn, decided.thread_id, kind=analysis.kind,
+                             direction=decided.direction, is_read=is_read, date=date,
+                             received_at=received_at)
     return decided.thread_id

@@ -52,6 +52,7 @@ def m001_initial(db: Database) -> None:
             "unread": int,  # incoming replies not yet shown
             "message_count": int,  # human messages, both directions
             "last_activity": str,  # ISO 8601 UTC of the newest message
+            "last_reply_at": str,  # when the newest human message was written (or arrived)
             "created_at": str,
         },
         pk="id",
@@ -205,7 +206,7 @@ def m001_initial(db: Database) -> None:
             "subject": str,
             "body": str,
             "raw": bytes,  # the composed message, exactly as it will be sent
-            "status": str,  # pending, sent, failed
+            "status": str,  # pending, sending, sent, failed
             "attempts": int,
             "last_error": str,
             "created_at": str,

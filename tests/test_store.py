@@ -1,0 +1,64 @@
+"""Store invariants on a real SQLite file."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailthreads import store
+from mailthreads.db import open_database
+
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory):
+    db = open_database(tmp_path_factory.mktemp("store") / "store.db", durable=False)
+    store.save_raw(db.conn, "0" * 64, b"raw")
+    yield db.conn
+    db.conn.close()
+
+
+def _stamp(minute: int) -> str:
+    return f"2026-11-{1 + minute // 1440:02d}T{minute // 60 % 24:02d}:{minute % 60:02d}:00Z"
+
+
+message_strategy = st.tuples(
+    st.sampled_from(["reply", "reply", "reply", "auto_reply", "bounce"]),
+    st.sampled_from(["in", "out"]),
+    st.booleans(),                     # read
+    st.integers(0, 2000),              # Date header, in minutes
+    st.integers(0, 2000),              # arrival, in minutes
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(message_strategy, min_size=1, max_size=12), st.booleans())
+def test_incremental_thread_update_agrees_with_full_recomputation(conn, messages, archive):
+    post = store.create_post(conn, f"post-{next(_ids)}")
+    person = store.create_correspondent(conn, "", f"p{next(_ids)}@example.org")
+    thread = store.thread_for(conn, post, person, "subject")
+    if archive:
+        store.set_archived(conn, thread, True)
+    for kind, direction, read, date, arrival in messages:
+        is_read = read or direction == "out" or kind != "reply"
+        store.insert_message(conn, store.NewMessage(
+            message_id=f"m{next(_ids)}@x", synthetic_message_id=False, message_id_reused=False,
+            thread_id=thread, post_id=post, parent_message_id=None, direction=direction,
+            kind=kind, kind_reasons=(), from_name="", from_address="a@x", to_addresses=(),
+            cc_addresses=(), subject="s", date=_stamp(date), in_reply_to=None, references=(),
+            visible_text="", quoted_text="", signature="", body_text="", body_html="",
+            source="file", raw_sha256="0" * 64, identity_sha256=f"{next(_ids)}",
+            is_read=is_read), _stamp(arrival))
+        store.file_in_thread(conn, thread, kind=kind, direction=direction, is_read=is_read,
+                             date=_stamp(date), received_at=_stamp(arrival))
+    columns = "state, unread, message_count, last_activity, last_reply_at"
+    incremental = conn.execute(f"SELECT {columns} FROM threads WHERE id = ?",
+                               (thread,)).fetchone()
+    store.refresh_thread(conn, thread, new_reply=False)
+    recomputed = conn.execute(f"SELECT {columns} FROM threads WHERE id = ?",
+                              (thread,)).fetchone()
+    assert incremental == recomputed
