@@ -39,3 +39,24 @@ def message(
     if html is not None:
         msg.add_alternative(html, subtype="html")
     return bytes(msg)
+
+
+def bounce_of(original_id: str) -> bytes:
+    """A delivery status notification for ``original_id``, as Postfix writes one."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        "To: me@blog.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <bounce1@mx.example.org>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+        "Final-Recipient: rfc822; jane@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: me@blog.example\r\nTo: jane@example.com\r\nMessage-ID: <{original_id}>\r\n"
+        "Subject: Re: Why I blog\r\n"
+        "--B--\r\n"
+    ).encode()

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from mailfactory import message
+from mailfactory import bounce_of, message
 
 from mailthreads import store
 from mailthreads.config import Addresses, Author, Config, Posts
@@ -200,26 +200,6 @@ def test_machine_mail_never_starts_a_thread(pipeline, db):
     assert auto.status == "stored"
     assert auto.thread is None
     assert store.list_threads(db.conn) == []
-
-
-def bounce_of(original_id: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
-        "To: me@blog.example\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <bounce1@mx.example.org>\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
-        "Final-Recipient: rfc822; jane@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: me@blog.example\r\nTo: jane@example.com\r\nMessage-ID: <{original_id}>\r\n"
-        "Subject: Re: Why I blog\r\n"
-        "--B--\r\n"
-    ).encode()
 
 
 def test_bounce_of_author_answer_is_filed_in_that_thread(pipeline, db):

@@ -27,32 +27,22 @@ COMMANDS = {
     "search": "review:search",
     "stats": "review:stats",
     "quarantine": "quarantine:quarantine",
-    # Modules that add their commands themselves with register(cli):
-    "serve": "serve",
-    "poll": "poll",
-    "reply": "answer",
-    "outbox": "answer",
+    "serve": "serve:serve",
+    "poll": "poll:poll",
+    "reply": "answer:reply",
+    "outbox": "answer:outbox",
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in {*COMMANDS, *self.commands}
-                      if self.get_command(ctx, name) is not None)
+        return sorted({*COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS and name not in self.commands:
-            module_name, _, attribute = COMMANDS[name].partition(":")
-            try:
-                module = importlib.import_module(f"{__name__}.{module_name}")
-            except ModuleNotFoundError as error:
-                if error.name != f"{__name__}.{module_name}":
-                    raise
-                return None  # not built yet
-            if attribute:
-                self.add_command(getattr(module, attribute), name)
-            else:
-                module.register(self)
+            module_name, attribute = COMMANDS[name].split(":")
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            self.add_command(getattr(module, attribute), name)
         return self.commands.get(name)
 
 

@@ -1,0 +1,249 @@
+"""Answering: ``reply`` and the ``outbox`` (``outbox list``, ``outbox send``).
+
+A failed send is not an error in the author's text: the answer stays in the outbox with the
+relay's reason, the command says so in one line and exits 75 (EX_TEMPFAIL), so scripts and
+cron can tell "try later" from "you made a mistake" (1).
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+
+from .app import App
+from .output import chosen_format, emit, output_options
+
+EXIT_TEMPFAIL = 75
+
+
+
+def _setup_problems(app: App, *, sending: bool) -> list[str]:
+    """Everything that would stop the answer, found before the author writes a word."""
+    from ..transport import relay
+
+    config = app.config
+    found = []
+    if not config.secret:
+        found.append("no secret for signed reply addresses: set [addresses] secret "
+                     "('mailthreads init' writes one) or MAILTHREADS_SECRET")
+    if not config.author.addresses:
+        found.append("no [author] addresses in the config: answers go out from the first one")
+    if sending:
+        found.extend(relay.problems(config.outgoing))
+    return found
+
+
+@click.command()
+@click.argument("thread_id", metavar="THREAD", type=int)
+@click.option("-m", "--message", "message_text", metavar="TEXT",
+              help="The answer's text, instead of opening the editor")
+@click.option("-F", "--message-file", type=click.File("r", encoding="utf-8"), metavar="FILE",
+              help="Read the answer's text from FILE (- for standard input)")
+@click.option("--to-message", metavar="ID",
+              help="Answer this message of the thread (its id in 'show --json', or its "
+                   "Message-ID) instead of the last one")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact message that would be sent; queue and send nothing")
+@click.option("-y", "--yes", is_flag=True,
+              help="Do not ask before answering machine mail (an auto-reply, a bounce)")
+@click.pass_obj
+def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[str] | None,
+          to_message: str | None, dry_run: bool, yes: bool) -> None:
+    """Answer a discussion by email.
+
+    Opens $VISUAL or $EDITOR on a template, as 'git commit' does: write above the quoted
+    message; lines starting with '#' are dropped; an empty answer sends nothing. The answer is
+    committed to the outbox, then sent through the [outgoing] relay. Its Reply-To is the
+    thread's signed address, so the correspondent's next reply comes back to this thread,
+    whatever address they write from.
+
+    If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it)
+    and the exit status is 75.
+
+    \b
+    Examples:
+        mailthreads reply 3
+        mailthreads reply 3 -m "Thank you, that is a good point."
+        mailthreads reply 3 --to-message 17 --dry-run
+    """
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from .. import outbox as outbox_module
+    from .. import store
+    from ..mail import compose
+
+    if message_text is not None and message_file is not None:
+        raise click.UsageError("give -m/--message or -F/--message-file, not both")
+    problems = _setup_problems(app, sending=not dry_run)
+    if problems:
+        raise click.ClickException(problems[0])
+    config = app.config
+    conn = app.database().conn
+    try:
+        thread = store.get_thread(conn, thread_id)
+    except store.NotFound as error:
+        raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
+    messages = store.reply_candidates(conn, thread_id)
+    try:
+        target = compose.choose_target(messages, to_message)
+    except LookupError as error:
+        raise click.ClickException(f"thread {thread_id}: {error}") from None
+    if target.warning and not yes:
+        click.confirm(f"Thread {thread_id}: {target.warning}. Answer anyway?", abort=True,
+                      err=True)
+
+    try:
+        draft = outbox_module.draft_reply(config, thread, messages, target.message)
+        compose.compose(draft, "")  # refuse unsafe headers now, before the author writes
+    except compose.UnsafeHeader as error:
+        raise click.ClickException(str(error)) from None
+
+    answered = target.message
+    quoted_header = compose.attribution(answered["date"], _sender_name(app, answered),
+                                        answered["from_address"])
+    if message_text is not None:
+        body = message_text
+    elif message_file is not None:
+        body = message_file.read()
+    else:
+        edited = click.edit(
+            compose.template(quoted_header, answered["visible_text"] or "",
+                             _notes(thread, draft)),
+            extension=".txt", require_save=True)
+        body = compose.body_from_edit(edited or "")
+    if not compose.has_new_text(body, quoted_header):
+        raise click.ClickException("the answer is empty: nothing was queued or sent")
+
+    draft = replace(draft, date=datetime.now(UTC))
+    raw = compose.compose(draft, body)
+    if dry_run:
+        click.echo(raw, nl=False)
+        return
+
+    entry_id = outbox_module.queue(
+        conn, thread_id=thread_id, message_id=draft.message_id, in_reply_to=draft.in_reply_to,
+        to_address=draft.to_address, subject=compose.reply_subject(draft.subject), body=body,
+        raw=raw)
+    result = outbox_module.deliver(conn, config, entry_id)
+    _report(result)
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_TEMPFAIL)
+
+
+def _sender_name(app: App, message: dict[str, Any]) -> str:
+    if message["direction"] == "out":
+        return app.config.author.name or "you"
+    return message["from_name"] or ""
+
+
+def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
+    from ..mail import compose
+
+    to = f"{draft.to_name} <{draft.to_address}>" if draft.to_name else draft.to_address
+    return [
+        f"Thread {thread['id']} · {thread['post']} · {thread['state'].replace('_', ' ')}",
+        f"To:       {to}",
+        f"Subject:  {compose.reply_subject(draft.subject)}",
+        f"Reply-To: {draft.reply_to}",
+        "          (signed for this thread: their next reply comes back here)",
+    ]
+
+
+def _report(result: Any) -> None:
+    if result.ok:
+        click.echo(result.text[:1].upper() + result.text[1:])
+        if result.sent_copy:
+            click.echo(f"  {result.sent_copy}")
+    elif result.status == "sending":
+        click.echo(f"Error: {result.text}", err=True)
+    elif result.status == "skipped":
+        click.echo(result.text[:1].upper() + result.text[1:], err=True)
+    else:
+        click.echo(f"Error: {result.text}; it stays in the outbox: 'mailthreads outbox send' "
+                   "retries it", err=True)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def outbox(ctx: click.Context) -> None:
+    """Answers waiting to be sent, and the ones that failed; alone, the same as 'outbox list'.
+
+    \b
+    Examples:
+        mailthreads outbox
+        mailthreads outbox send
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(outbox_list)
+
+
+@outbox.command(name="list")
+@click.option("-a", "--all", "include_sent", is_flag=True, help="Include answers already sent")
+@output_options
+@click.pass_obj
+def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
+                as_nl: bool = False, as_csv: bool = False) -> None:
+    """List answers not sent yet, with the last error.
+
+    Status: pending (not tried yet), failed (the relay did not take it; 'outbox send' retries
+    it), sending (being sent, or the connection broke mid-send: it may have arrived, so only
+    'outbox send --force ID' sends it again), sent.
+
+    \b
+    Examples:
+        mailthreads outbox list
+        mailthreads outbox list --all --json
+    """
+    from .. import store
+
+    fmt = chosen_format(as_json, as_nl, as_csv)
+    rows = store.outbox_entries(app.reader(), include_sent=include_sent)
+    if fmt == "table":
+        for row in rows:
+            row["thread"] = row.pop("thread_id")
+            row["to"] = row.pop("to_address")
+            row["error"] = row.pop("last_error")
+            row.pop("body")
+    emit(rows, fmt, ["id", "thread", "post", "to", "status", "attempts", "created_at",
+                     "subject", "error"],
+         empty="The outbox is empty: every answer has been sent.")
+
+
+@outbox.command(name="send")
+@click.argument("entry_ids", metavar="[ID]...", nargs=-1, type=int)
+@click.option("--force", is_flag=True,
+              help="Also send the named answers whose earlier attempt may have arrived")
+@click.pass_obj
+def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
+    """Send the answers waiting in the outbox (all of them, or the IDs given).
+
+    Pending and failed answers are sent; sent ones never again. Copies owed to the IMAP Sent
+    folder are saved too. Exits 75 if anything could not be sent.
+
+    \b
+    Examples:
+        mailthreads outbox send
+        mailthreads outbox send 4 --force
+    """
+    from .. import outbox as outbox_module
+    from .. import store
+
+    if force and not entry_ids:
+        raise click.UsageError("--force sends only the answers you name: give their IDs")
+    conn = app.database().conn
+    for entry_id in entry_ids:
+        try:
+            store.outbox_entry(conn, entry_id)
+        except store.NotFound as error:
+            raise click.ClickException(f"{error}: see 'mailthreads outbox list --all'") \
+                from None
+    results = outbox_module.deliver_all(conn, app.config, entry_ids or None, force=force)
+    if not results:
+        click.echo("The outbox is empty: nothing to send.")
+        return
+    for result in results:
+        _report(result)
+    if any(result.status in {"failed", "sending"} for result in results):
+        raise click.exceptions.Exit(EXIT_TEMPFAIL)

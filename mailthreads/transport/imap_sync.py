@@ -1,0 +1,359 @@
+"""Bring one folder up to date: fetch new mail by UID, file it, then move the checkpoint.
+
+The checkpoint is ``(UIDVALIDITY, last UID)`` per account and folder, in the same database as
+the messages. Each batch of messages and the checkpoint that covers it are committed in ONE
+transaction, so a poller killed at any point either kept a batch and its checkpoint, or neither
+(and fetches the batch again). What happens to mail on the server afterwards (``\\Seen``, a
+move) happens only after that commit, by UID. A new UIDVALIDITY means the old UIDs mean nothing:
+the folder is read again from the start and the pipeline's de-duplication keeps every message
+once.
+
+A polled folder may be the author's everyday inbox, so a message is filed only when it is for
+mailthreads (routing finds a post for it; see ``ingest.plan`` with ``unrouted="ignore"``).
+Everything else is left alone: not stored (not even its raw bytes), not quarantined, not
+flagged. In the Sent folder only the author's own messages that join a discussion are filed.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+from imapclient import exceptions as imap_exceptions
+
+from .. import store
+from ..config import Config, ImapAccount
+from ..ingest import Context, Envelope, Outcome, Pipeline, analyze_or_reason, plan
+from ..mail.analysis import Analysis
+from ..mail.routing import parse_reply_address
+from .imap import (
+    NETWORK_ERRORS,
+    ConnectionLost,
+    FolderPlan,
+    FolderProblem,
+    ServerRefused,
+    describe,
+)
+from .imap_analyse import Analyser
+
+SOURCE = "imap"
+# A batch is one FETCH and one commit: big enough that a commit (an fsync) is rare, small
+# enough that a kill costs little work and memory stays bounded.
+BATCH_MESSAGES = 200
+BATCH_BYTES = 32 * 1024 * 1024
+SIZE_QUERY_CHUNK = 2000
+SEEN = b"\\Seen"
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_ADDRESS = re.compile(rb"[A-Za-z0-9._%+=~-]+@[A-Za-z0-9.-]+")
+_BRACKETED_ID = re.compile(rb"<([^<>\s]{3,250})>")
+# RFC 5530's code, and the words of servers that do not send it.
+_NO_SUCH_FOLDER = re.compile(r"\[NONEXISTENT\]|does ?n[o']t exist|no such|unknown mailbox",
+                             re.IGNORECASE)
+
+
+@dataclass
+class FolderReport:
+    account: str
+    folder: str
+    role: str
+    new: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    ignored: int = 0
+    gone: int = 0
+    handled_on_server: int = 0
+    rescanned: bool = False
+
+    def count(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            self.ignored += 1
+        else:
+            setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+
+    def line(self, after: str = "leave") -> str:
+        if not self.new and not self.rescanned:
+            return f"{self.account} {self.folder}: nothing new"
+        parts = [f"{self.stored} stored", f"{self.duplicate} duplicate",
+                 f"{self.quarantined} quarantined", f"{self.ignored} left alone"]
+        if self.gone:
+            parts.append(f"{self.gone} deleted on the server before they could be fetched")
+        text = f"{self.account} {self.folder}: {self.new} new: " + ", ".join(parts)
+        if self.handled_on_server:
+            action = "marked seen" if after == "seen" else f"moved to {after[5:]}"
+            text += f"; {self.handled_on_server} {action}"
+        if self.rescanned:
+            text += " (UIDVALIDITY changed: folder read again, nothing stored twice)"
+        return text
+
+
+Progress = Callable[[int], None]
+
+
+class FolderSync:
+    """Sync folders of one logged-in connection into one database connection."""
+
+    def __init__(self, client: IMAPClient, conn: sqlite3.Connection, config: Config,
+                 account: ImapAccount, *, should_stop: Callable[[], bool] = lambda: False,
+                 before_fetch: Callable[[Sequence[int]], None] | None = None,
+                 analyser: Analyser | None = None):
+        self.client = client
+        self.conn = conn
+        self.config = config
+        self.account = account
+        self.pipeline = Pipeline(conn, config, unrouted="ignore")
+        self.should_stop = should_stop
+        # A hook between choosing UIDs and fetching them, for tests where another client
+        # changes the folder at exactly that moment.
+        self.before_fetch = before_fetch
+        self.analyser = analyser or Analyser(config, workers=1)
+        self._move_target_ready = False
+
+    def sync(self, folder: FolderPlan, *, on_total: Progress | None = None,
+             on_message: Progress | None = None) -> FolderReport:
+        """Fetch and file everything new in ``folder``. Network trouble raises
+        ``ConnectionLost``; work already committed stays committed."""
+        try:
+            return self._sync(folder, on_total, on_message)
+        except NETWORK_ERRORS as error:  # before IMAPClientError: abort is a subclass of it
+            self.conn.rollback()
+            raise ConnectionLost(self.account.name, f"connection lost in {folder.folder}: "
+                                 f"{describe(error)}") from None
+        except imap_exceptions.IMAPClientError as error:
+            self.conn.rollback()
+            raise ServerRefused(self.account.name, f"the server refused a command in "
+                                f"{folder.folder}: {_server_text(error)}") from None
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def _sync(self, folder: FolderPlan, on_total: Progress | None,
+              on_message: Progress | None) -> FolderReport:
+        account = self.account
+        report = FolderReport(account.name, folder.folder, folder.role)
+        acts = folder.role == "inbox" and account.after != "leave"
+        try:
+            # EXAMINE (read-only) unless mail is to be changed: then the server itself
+            # guarantees that polling touches nothing, not even \Recent.
+            selected = self.client.select_folder(folder.folder, readonly=not acts)
+        except NETWORK_ERRORS:
+            raise
+        except imap_exceptions.IMAPClientError as error:
+            text = _server_text(error)
+            if _NO_SUCH_FOLDER.search(text):
+                raise FolderProblem(account.name, f"cannot open folder {folder.folder!r}: "
+                                    f"{text}") from None
+            # Anything else (Dovecot says ALREADYEXISTS while another session creates a new
+            # user's folders) is the server's passing trouble.
+            raise ServerRefused(account.name, f"cannot open folder {folder.folder!r} now: "
+                                f"{text}") from None
+        if b"UIDVALIDITY" not in selected:
+            # Without it UIDs cannot be trusted from one session to the next (RFC 3501 makes
+            # it mandatory); polling anyway could skip or repeat mail.
+            raise ServerRefused(account.name, f"the server gave no UIDVALIDITY for "
+                                f"{folder.folder!r}")
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        checkpoint = store.imap_checkpoint(self.conn, account.name, folder.folder)
+        last_uid = 0
+        if checkpoint is not None:
+            if checkpoint[0] == uidvalidity:
+                last_uid = checkpoint[1]
+            else:
+                report.rescanned = True
+        uid_next = selected.get(b"UIDNEXT")
+        if uid_next is not None and int(uid_next) <= last_uid + 1:
+            uids: list[int] = []  # nothing new: spare the SEARCH
+        else:
+            # "N:*" always matches the highest UID, even one below N: filter it out.
+            uids = sorted(uid for uid in self.client.search(["UID", f"{last_uid + 1}:*"])
+                          if uid > last_uid)
+        report.new = len(uids)
+        if on_total:
+            on_total(len(uids))
+        if not uids:
+            if report.rescanned or checkpoint is None:
+                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
+                                           uidvalidity, last_uid)
+                self.conn.commit()
+            return report
+
+        sizes = self._sizes(uids)
+        origin_prefix = f"{account.name}/{folder.folder}/{uidvalidity}"
+        for batch in _batches(uids, sizes, self.config.limits.max_message_size):
+            if self.should_stop():
+                break
+            if self.before_fetch:
+                self.before_fetch(batch)
+            taken: list[int] = []
+            fetched = list(self._fetch(batch, sizes))
+            present = [raw for _, raw in fetched if isinstance(raw, bytes)]
+            analyses = iter(self.analyser.analyse(present))
+            for uid, raw in fetched:
+                if raw is None:
+                    report.gone += 1
+                elif isinstance(raw, _HeaderOnly):
+                    report.ignored += 1
+                else:
+                    outcome = self._file(raw, next(analyses), f"{origin_prefix}/{uid}",
+                                         folder.role)
+                    report.count(outcome)
+                    if outcome is not None:
+                        taken.append(uid)
+                if on_message:
+                    on_message(1)
+            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
+                                       batch[-1])
+            self.conn.commit()
+            if acts and taken:
+                report.handled_on_server += self._after(taken)
+        return report
+
+    # Fetching ---------------------------------------------------------------------------
+
+    def _sizes(self, uids: list[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), SIZE_QUERY_CHUNK):
+            chunk = uids[start:start + SIZE_QUERY_CHUNK]
+            for uid, item in self.client.fetch(chunk, ["RFC822.SIZE"]).items():
+                sizes[uid] = int(item.get(b"RFC822.SIZE", 0))
+        return sizes
+
+    def _fetch(self, batch: list[int],
+               sizes: dict[int, int]) -> Iterator[tuple[int, bytes | _HeaderOnly | None]]:
+        """``(uid, raw)`` in UID order; ``raw`` is None for a message that no longer exists
+        and ``_HeaderOnly`` for one too big to fetch that is not for mailthreads."""
+        limit = self.config.limits.max_message_size
+        if len(batch) == 1 and sizes.get(batch[0], 0) > limit:
+            yield batch[0], self._fetch_oversized(batch[0])
+            return
+        bodies = self._bodies(batch)
+        missing = [uid for uid in batch if bodies.get(uid) is None]
+        if missing:
+            # No content can mean "expunged by another client since we searched" (Dovecot
+            # answers BODY[] NIL until it tells us) or a hiccup. Only the first may be skipped,
+            # so ask the server which of them still exist and fetch those again.
+            self.client.noop()
+            still_there = [uid for uid in self.client.search(["UID", _uid_set(missing)])
+                           if uid in missing]
+            if still_there:
+                bodies.update(self._bodies(still_there))
+                empty = [uid for uid in still_there if bodies.get(uid) is None]
+                if empty:
+                    raise ServerRefused(self.account.name, f"the server sent no content for "
+                                        f"UID {empty[0]}, which still exists; trying later")
+        for uid in batch:
+            yield uid, bodies.get(uid)
+
+    def _bodies(self, uids: list[int]) -> dict[int, bytes | None]:
+        data = self.client.fetch(uids, ["BODY.PEEK[]"])
+        return {uid: item.get(b"BODY[]") for uid, item in data.items()}
+
+    def _fetch_oversized(self, uid: int) -> bytes | _HeaderOnly | None:
+        """A message over the size limit is fetched in full only when its header says it is
+        for mailthreads (then the pipeline quarantines it, raw bytes kept for a replay after
+        raising the limit). A 200 MB holiday video in the inbox is never downloaded."""
+        header = self.client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid)
+        if not header:
+            return None
+        if not self._header_for_us(header.get(b"BODY[HEADER]") or b""):
+            return _HeaderOnly()
+        full = self.client.fetch([uid], ["BODY.PEEK[]"]).get(uid)
+        return full.get(b"BODY[]") if full else None
+
+    # Filing -----------------------------------------------------------------------------
+
+    def _file(self, raw: bytes, analysis: Analysis | str, origin: str,
+              role: str) -> Outcome | None:
+        """File one message in the pipeline, or return None when it is not for mailthreads."""
+        context = Context(SOURCE, Envelope(), None)
+        if not self._for_us(raw, analysis, role):
+            return None
+        delivery_id, sha256 = self.pipeline.receive(raw, SOURCE, origin=origin, commit=False)
+        return self.pipeline.process(delivery_id, sha256, raw, context, analysis, origin=origin)
+
+    def _for_us(self, raw: bytes, analysis: Analysis | str, role: str) -> bool:
+        if isinstance(analysis, str):
+            # The parser gave up (or the message is over the size limit): route it by its
+            # header alone, and keep it (quarantined, with the reason) when that says it is
+            # for mailthreads.
+            return role == "inbox" and self._header_for_us(raw)
+        decided = plan(self.conn, self.config, analysis, Context(SOURCE, Envelope(), None),
+                       unrouted="ignore")
+        if role == "sent":
+            # The author's Sent folder: their answers that join a discussion, nothing else.
+            return decided.direction == "out" and decided.status in {"store", "duplicate"}
+        return decided.status != "ignore"
+
+    def _header_for_us(self, raw: bytes) -> bool:
+        match = _HEADER_END.search(raw, 0, self.config.limits.max_header_size + 4)
+        header = raw[:match.start()] if match else raw[:self.config.limits.max_header_size]
+        analysis = analyze_or_reason(header + b"\r\n\r\n", self.config, None)
+        if not isinstance(analysis, str):
+            return self._for_us(header, analysis, "inbox")
+        # Not even the header parses: look for a reply address or a stored message's id.
+        for address in _ADDRESS.findall(header):
+            if parse_reply_address(address.decode("ascii", "replace"), self.config.addresses):
+                return True
+        ids = [m.decode("ascii", "replace") for m in _BRACKETED_ID.findall(header)]
+        return bool(store.known_message_ids(self.conn, ids))
+
+    # After the commit -------------------------------------------------------------------
+
+    def _after(self, uids: list[int]) -> int:
+        """Flag or move filed mail, by UID. Returns how many messages were handled."""
+        after = self.account.after
+        if after == "seen":
+            self.client.add_flags(uids, [SEEN], silent=True)
+            return len(uids)
+        target = after[5:]
+        if not self._move_target_ready:
+            if not self.client.folder_exists(target):
+                self.client.create_folder(target)
+            self._move_target_ready = True
+        if self.client.has_capability("MOVE"):
+            self.client.move(uids, target)
+        else:
+            self.client.copy(uids, target)
+            self.client.delete_messages(uids, silent=True)
+            if self.client.has_capability("UIDPLUS"):
+                # Only our UIDs: a plain EXPUNGE would also remove what the user marked deleted.
+                self.client.uid_expunge(uids)
+        return len(uids)
+
+
+class _HeaderOnly:
+    """An oversized message whose header says it is not for mailthreads: never fetched."""
+
+
+def _batches(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
+    """UIDs in order, grouped by count and bytes; a message over ``limit`` goes alone."""
+    batch: list[int] = []
+    batch_bytes = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if size > limit or (batch and (len(batch) >= BATCH_MESSAGES
+                                       or batch_bytes + size > BATCH_BYTES)):
+            if batch:
+                yield batch
+            batch, batch_bytes = [], 0
+            if size > limit:
+                yield [uid]
+                continue
+        batch.append(uid)
+        batch_bytes += size
+    if batch:
+        yield batch
+
+
+def _uid_set(uids: list[int]) -> str:
+    return ",".join(str(uid) for uid in uids)
+
+
+def _server_text(error: BaseException) -> str:
+    text = str(error).removeprefix("select failed: ").removeprefix("examine failed: ")
+    # Dovecot appends timings, "(0.001 + 0.000 secs).": noise in a message for people.
+    return re.sub(r"\s*\(\d+\.\d+(?: \+ \d+\.\d+)* secs\)\.?$", "", text).strip()

@@ -1,0 +1,197 @@
+"""Outgoing mail: hand one composed message to the configured relay with smtplib.
+
+``security`` is ``tls`` (implicit TLS, port 465), ``starttls`` (port 587; refused if the relay
+does not offer it, never silently downgraded) or ``none`` (a local relay; no password is ever
+sent over it). Certificates are checked against the system's trust store, which
+``SSL_CERT_FILE`` can replace for a private relay.
+
+Every failure is a ``RelayError`` whose ``maybe_sent`` says whether the relay might have
+accepted the message anyway: only a connection lost after the whole message was handed over
+(during DATA) leaves that open. The outbox never retries such a message by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import subprocess
+from dataclasses import dataclass
+
+from ..config import Outgoing
+
+PASSWORD_COMMAND_TIMEOUT = 60.0
+
+
+class RelayError(Exception):
+    """Sending failed; the text is one line for the user."""
+
+    def __init__(self, text: str, *, maybe_sent: bool = False):
+        super().__init__(text)
+        self.maybe_sent = maybe_sent
+
+
+class PasswordError(Exception):
+    """The password could not be had from the environment or the password command."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    relay: str  # host:port, for the user
+    response: str  # the relay's answer to DATA, e.g. "250 2.0.0 Ok: queued as 4F2"
+
+
+def problems(outgoing: Outgoing | None) -> list[str]:
+    """What stops sending before anything is tried, checked before the author writes."""
+    if outgoing is None:
+        return ["no [outgoing] section in the config: say which relay sends your answers "
+                "(see 'mailthreads config example')"]
+    found = []
+    if outgoing.username and not (outgoing.password_env or outgoing.password_command):
+        found.append("[outgoing] username is set but neither password_env nor "
+                     "password_command is")
+    if outgoing.username and outgoing.security == "none":
+        found.append("[outgoing] security = \"none\" would send the password unencrypted; "
+                     "use tls or starttls")
+    return found
+
+
+def resolve_password(password_env: str | None, password_command: str | None,
+                     what: str) -> str:
+    """The password from ``$password_env``, else the first line of ``password_command``'s output.
+
+    The command runs through the shell, as in mutt or isync (``pass show mail/x``).
+    """
+    if password_env:
+        value = os.environ.get(password_env)
+        if value:
+            return value
+        if not password_command:
+            raise PasswordError(f"{what}: environment variable {password_env} is not set")
+    if password_command:
+        try:
+            done = subprocess.run(password_command, shell=True, capture_output=True, text=True,
+                                  timeout=PASSWORD_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise PasswordError(f"{what}: password_command did not finish in "
+                                f"{PASSWORD_COMMAND_TIMEOUT:.0f} s") from None
+        except OSError as error:
+            raise PasswordError(f"{what}: password_command could not run: {error}") from None
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or [""])[-1]
+            raise PasswordError(f"{what}: password_command exited with {done.returncode}"
+                                + (f": {detail}" if detail else ""))
+        lines = done.stdout.splitlines()
+        if not lines or not lines[0]:
+            raise PasswordError(f"{what}: password_command printed nothing")
+        return lines[0]
+    raise PasswordError(f"{what}: give password_env or password_command")
+
+
+def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], *,
+         context: ssl.SSLContext | None = None) -> Sent:
+    """Deliver ``raw`` to the relay for ``recipients``; raises ``RelayError``."""
+    where = f"{outgoing.host}:{outgoing.port}"
+    password = None
+    if outgoing.username:
+        try:
+            password = resolve_password(outgoing.password_env, outgoing.password_command,
+                                        "[outgoing]")
+        except PasswordError as error:
+            raise RelayError(str(error)) from None
+    context = context or ssl.create_default_context()
+    try:
+        client = _connect(outgoing, context)
+    except (OSError, smtplib.SMTPException) as error:
+        raise RelayError(f"cannot connect to {where}: {_describe(error)}") from None
+    try:
+        _prepare(client, outgoing, password, context, where)
+        _envelope(client, mail_from, recipients, where)
+        try:
+            code, response = client.data(raw)
+        except smtplib.SMTPDataError as error:
+            # The relay answered and refused: nothing was accepted.
+            raise RelayError(f"{where} refused the message: {_reply(error)}") from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise RelayError(f"connection to {where} lost while handing over the message "
+                             f"({_describe(error)}): it may or may not have been sent",
+                             maybe_sent=True) from None
+        text = " ".join(response.decode("utf-8", "replace").split())
+        if code != 250:
+            # smtplib's data() checks only the 354; the verdict on the message is this one.
+            raise RelayError(f"{where} refused the message: {code} {text}")
+        return Sent(where, f"{code} {text}")
+    except RelayError:
+        raise
+    except ssl.SSLError as error:
+        raise RelayError(f"TLS with {where} failed: {_describe(error)}") from None
+    except (OSError, smtplib.SMTPException) as error:
+        raise RelayError(f"{where}: {_describe(error)}") from None
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()  # the message is handed over or refused already; QUIT is courtesy
+
+
+def _connect(outgoing: Outgoing, context: ssl.SSLContext) -> smtplib.SMTP:
+    if outgoing.security == "tls":
+        return smtplib.SMTP_SSL(outgoing.host, outgoing.port, timeout=outgoing.timeout,
+                                context=context)
+    return smtplib.SMTP(outgoing.host, outgoing.port, timeout=outgoing.timeout)
+
+
+def _prepare(client: smtplib.SMTP, outgoing: Outgoing, password: str | None,
+             context: ssl.SSLContext, where: str) -> None:
+    client.ehlo()
+    if outgoing.security == "starttls":
+        if not client.has_extn("starttls"):
+            raise RelayError(f"{where} does not offer STARTTLS; not sending in the clear "
+                             "(set [outgoing] security to tls or none if that is intended)")
+        client.starttls(context=context)
+        client.ehlo()
+    if outgoing.username:
+        try:
+            client.login(outgoing.username, password or "")
+        except smtplib.SMTPAuthenticationError as error:
+            raise RelayError(f"{where} refused the login for {outgoing.username}: "
+                             f"{_reply(error)}") from None
+        except smtplib.SMTPNotSupportedError:
+            raise RelayError(f"{where} does not offer AUTH; remove [outgoing] username or "
+                             "use another relay") from None
+
+
+def _envelope(client: smtplib.SMTP, mail_from: str, recipients: list[str], where: str) -> None:
+    code, response = client.mail(mail_from)
+    if code != 250:
+        raise RelayError(f"{where} refused the sender {mail_from}: {code} "
+                         f"{response.decode('utf-8', 'replace')}")
+    for recipient in recipients:
+        code, response = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise RelayError(f"{where} refused the recipient {recipient}: {code} "
+                             f"{response.decode('utf-8', 'replace')}")
+
+
+def _reply(error: smtplib.SMTPResponseException) -> str:
+    text = error.smtp_error
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{error.smtp_code} {' '.join(str(text).split())}"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate not trusted ({error.verify_message}); for a private relay " \
+               "point SSL_CERT_FILE at its CA"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply(error)
+    if isinstance(error, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror})"
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())

@@ -1,0 +1,355 @@
+"""The SMTP listener: aiosmtpd's ``SMTP`` with mailthreads' limits, and its handler.
+
+``ReplyHandler`` follows aiosmtpd's handler conventions: hooks that return SMTP reply lines.
+It accepts this blog's reply addresses at RCPT, and answers ``250`` to DATA only once the raw
+message is committed durably (``GroupCommitter``); filing it into a thread happens afterwards,
+in the filer process. ``ListenerSMTP`` adds what aiosmtpd leaves to its users: a data timeout
+separate from the command timeout, a ``421`` before a timeout closes a session, a cap on
+commands answered with errors, and a clean goodbye at shutdown. It also reads message data in
+large chunks instead of line by line, which is most of the CPU a message costs in aiosmtpd.
+
+Serving (sockets, signals, the filer) is in ``smtp_server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import sqlite3
+import types
+from collections.abc import Callable
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ..config import Config
+from ..ingest import Envelope as DeliveryEnvelope
+from .smtp_commit import GroupCommitter, StorageError
+from .smtp_log import LOGGER, fields
+from .smtp_recipients import check_recipient
+
+log = logging.getLogger(LOGGER)
+
+# The end of message data. Only CR LF "." CR LF ends it: a lone dot after a bare LF or CR
+# ("\n.\n", "\n.\r\n", "\r.\r") is data, so that no SMTP smuggling gets a second message past
+# a server that reads the end differently.
+END_OF_DATA = b"\r\n.\r\n"
+# How much message data is read (and buffered) at a time; also the longest command line.
+READ_CHUNK = 64 * 1024
+
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+TOO_BIG = "552 5.3.4 Message too big for this server"
+STORAGE_FAILED = "451 4.3.0 Cannot store the message now, try again later"
+LOOKUP_FAILED = "451 4.3.0 Cannot check this recipient now, try again later"
+TIMEOUT = b"421 4.4.2 Timeout exceeded, closing connection\r\n"
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+# "<local@domain>" with dot-atoms on both sides: what almost every client sends. The email
+# package's parser gives the same address for these, at twenty times the cost.
+_SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+                          r"@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>(.*)", re.DOTALL)
+
+
+def peer_text(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def _angle(address: str | None) -> str:
+    return "<>" if address in (None, "", "<>") else f"<{address}>"
+
+
+class ReplyHandler:
+    """aiosmtpd handler: reply addresses only, and ``250`` only for what is on disk."""
+
+    def __init__(self, config: Config, committer: GroupCommitter, lookup: sqlite3.Connection):
+        self.config = config
+        self.committer = committer
+        # A read-only connection for RCPT checks: readers never wait for the writer in WAL mode.
+        self.lookup = lookup
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        # Inbound mail needs no AUTH, and aiosmtpd's built-in mechanisms only ever say no.
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        limit = self.config.listener.max_recipients
+        if limit and len(envelope.rcpt_tos) >= limit:
+            reply = TOO_MANY_RECIPIENTS
+        else:
+            try:
+                reply = check_recipient(self.lookup, self.config, address)
+            except sqlite3.Error as error:
+                log.error("recipient lookup failed %s", fields(
+                    peer=peer_text(session), to=_angle(address), error=error))
+                reply = LOOKUP_FAILED
+        if not reply.startswith("2"):
+            log.info("rejected %s", fields(peer=peer_text(session),
+                                           mail_from=_angle(envelope.mail_from),
+                                           to=_angle(address), reply=reply))
+            return reply
+        if address.lower() not in (known.lower() for known in envelope.rcpt_tos):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        delivery = DeliveryEnvelope(mail_from, tuple(envelope.rcpt_tos))
+        peer = peer_text(session)
+        origin = f"{peer} helo={session.host_name}" if session.host_name else peer
+        summary = dict(peer=peer, mail_from=_angle(mail_from),
+                       to=",".join(_angle(a) for a in envelope.rcpt_tos), size=len(raw))
+        try:
+            delivery_id = await self.committer.store(raw, delivery, origin)
+        except StorageError as error:
+            log.error("not stored %s", fields(**summary, reply=STORAGE_FAILED, error=error))
+            return STORAGE_FAILED
+        log.info("accepted %s", fields(**summary, delivery=delivery_id))
+        return f"250 2.0.0 OK: stored as delivery {delivery_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Reached only by bugs: expected failures are answered where they happen.
+        log.error("session failed: %s: %s", type(error).__name__, error,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return "451 4.3.0 Internal error, try again later"
+
+
+class ListenerSMTP(SMTP):
+    """One SMTP session. ``sessions`` is the server's set of live sessions (for shutdown)."""
+
+    # aiosmtpd sizes its StreamReader by this; this class reads message data in chunks of it.
+    line_length_limit = READ_CHUNK
+
+    def __init__(self, handler: ReplyHandler, *, sessions: set[ListenerSMTP],
+                 data_timeout: float, max_bad_commands: int, **kwargs: Any):
+        super().__init__(handler, **kwargs)
+        self.command_size_limits = _command_size_limits()
+        self._sessions = sessions
+        self._data_timeout = data_timeout
+        self._max_bad_commands = max_bad_commands
+        self._bad_commands = 0
+        self._in_transaction = False
+        self._leaving = False
+        self._goodbye_sent = False
+        self._deadline = 0.0
+
+    @classmethod
+    def factory(cls, handler: ReplyHandler, **kwargs: Any) -> Callable[[], ListenerSMTP]:
+        """A maker of sessions that share what aiosmtpd works out anew for each one.
+
+        aiosmtpd's ``__init__`` inspects the handler and the class (``inspect.getmembers``,
+        ``inspect.signature``) on every connection: about a tenth of a millisecond, a sizeable
+        part of what a message costs. The result is the same every time, so it is worked out
+        once, for a template session, and each new session starts from a copy of the
+        template's state, with its stream and its bound methods made new. Should a future
+        aiosmtpd keep other state this copy does not know to renew, sessions are built the
+        slow way instead.
+        """
+        template = cls(handler, **kwargs)
+        loop = template.loop
+        state = dict(template.__dict__)
+        commands = list(state["_smtp_methods"])
+        if not _copyable(template, state):
+            log.debug("aiosmtpd keeps unknown per-session state: building sessions in full")
+            return lambda: cls(handler, **kwargs)
+
+        def make() -> ListenerSMTP:
+            session = cls.__new__(cls)
+            session.__dict__.update(state)
+            asyncio.StreamReaderProtocol.__init__(
+                session, asyncio.StreamReader(limit=cls.line_length_limit, loop=loop),
+                client_connected_cb=session._cb_client_connected, loop=loop)
+            session._smtp_methods = {name: getattr(session, f"smtp_{name}") for name in commands}
+            session.command_size_limits = _command_size_limits()
+            return session
+
+        return make
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._sessions.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Between DATA and its answer: a message the client is sending or waiting for."""
+        return self._in_transaction
+
+    def shut_down(self) -> None:
+        """Say goodbye now, or right after the message in flight has its answer."""
+        if self._in_transaction:
+            self._leaving = True
+        else:
+            self._goodbye(SHUTTING_DOWN)
+
+    def _goodbye(self, reply: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self._goodbye_sent:
+            self._goodbye_sent = True
+            transport.write(reply)
+        transport.close()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels and schedules a timer for every command; a message takes ten of
+        # them. Moving a deadline is cheaper: the one timer checks it when it fires.
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # the session is over; a timer set on its way out has nothing to do
+        if self.loop.time() < self._deadline:  # moved on since the timer was set
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            return
+        # RFC 5321 4.5.3.2: say why before closing, so the client knows to try again.
+        log.info("timeout %s", fields(peer=peer_text(self.session) if self.session else None))
+        self._goodbye(TIMEOUT)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd's version defines a typing.Protocol class on every call (twice a message).
+        if not arg:
+            return "", ""
+        simple = _SIMPLE_PATH.match(arg.lstrip())
+        # The parser also takes the white space after the path (and any comment: those are
+        # left to it).
+        rest = simple.group(2).lstrip(" \t") if simple else ""
+        if simple and not rest.startswith("("):
+            address = simple.group(1)
+        else:
+            try:
+                token, rest = (get_angle_addr if arg.lstrip().startswith("<")
+                               else get_addr_spec)(arg)
+            except HeaderParseError:
+                return None, None
+            address = token.addr_spec
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
+
+    # -- replies -----------------------------------------------------------------------------
+
+    async def push(self, status: str | bytes) -> None:
+        await super().push(status)
+        code = status[:1] if isinstance(status, str) else status[:1].decode("ascii", "replace")
+        if code not in ("4", "5") or not self._max_bad_commands:
+            return
+        self._bad_commands += 1
+        if self._bad_commands >= self._max_bad_commands and not self._goodbye_sent:
+            log.info("too many errors %s", fields(peer=peer_text(self.session)))
+            self._goodbye((TOO_MANY_ERRORS + "\r\n").encode("ascii"))
+
+    # -- DATA --------------------------------------------------------------------------------
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        self._in_transaction = True
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            content = await self._read_data()
+            if content is None:
+                status = TOO_BIG
+            else:
+                self.envelope.content = self.envelope.original_content = content
+                # The commit may take a moment; that is no reason to hang up on the client.
+                self._reset_timeout()
+                status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()
+            await self.push(status)
+        finally:
+            self._in_transaction = False
+            self._reset_timeout()
+            if self._leaving:
+                self._goodbye(SHUTTING_DOWN)
+
+    async def _read_data(self) -> bytes | None:
+        """The message, dot-unstuffed; None when it was over the size limit (and discarded)."""
+        reader = self._reader
+        limit = self.data_size_limit
+        parts: list[bytes] = []
+        size = 0
+        # The DATA command's own line end counts: "." as the very first line ends an empty
+        # message. Bytes are read one at a time only while they could continue that.
+        tail = b"\r\n"
+        done = False
+        while _partial_end(tail) and not done:
+            self._reset_timeout(self._data_timeout)
+            byte = await reader.readexactly(1)
+            parts.append(byte)
+            size += 1
+            tail = (tail + byte)[-len(END_OF_DATA):]
+            done = tail == END_OF_DATA
+        while not done:
+            self._reset_timeout(self._data_timeout)
+            try:
+                chunk = await reader.readuntil(END_OF_DATA)
+                done = True
+            except asyncio.LimitOverrunError as error:
+                # No end within the buffered data: take what cannot hold the start of the end.
+                chunk = await reader.readexactly(error.consumed)
+            size += len(chunk)
+            if limit and size > limit + 3:
+                parts.clear()  # keep reading to the end, so the session stays in step
+            else:
+                parts.append(chunk)
+        if limit and size > limit + 3:
+            return None
+        content = b"".join(parts)[:-3]  # drop ".\r\n", keep the last line's end
+        if content.startswith(b"."):
+            content = content[1:]
+        return content.replace(b"\r\n.", b"\r\n")
+
+
+def _command_size_limits() -> collections.defaultdict[str, int]:
+    # aiosmtpd keeps these in one dict for all sessions and grows it with every EHLO.
+    return collections.defaultdict(lambda: SMTP.command_size_limit)
+
+
+# Per-session attributes that hold methods bound to the session, and what renews them.
+_RENEWED = {"_smtp_methods", "_client_connected_cb"}
+
+
+def _copyable(template: SMTP, state: dict[str, Any]) -> bool:
+    """Whether every attribute bound to ``template`` is one that ``factory`` renews."""
+    def bound_here(value: Any) -> bool:
+        if isinstance(value, types.MethodType):
+            return value.__self__ is template
+        if isinstance(value, dict):
+            return any(bound_here(v) or (isinstance(v, tuple) and any(map(bound_here, v)))
+                       for v in value.values())
+        return False
+
+    return all(name in _RENEWED for name, value in state.items() if bound_here(value))
+
+
+def _partial_end(tail: bytes) -> bool:
+    """Whether ``tail`` ends with the beginning of ``END_OF_DATA``."""
+    return any(tail.endswith(END_OF_DATA[:n]) for n in range(len(END_OF_DATA) - 1, 0, -1))
