@@ -8,13 +8,15 @@ Builds the maildir with make_maildir.py (once), then, on the same files:
 - `notmuch new` into a fresh notmuch database;
 - `mailthreads threads` / `mailthreads show` against `notmuch search` / `notmuch show`,
   median wall time of repeated runs, Python start-up included.
-Prints a Markdown table for benchmarks/README.md.
+Writes the "## Bulk ingest" section of benchmarks/README.md (--no-readme to only print it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
 import shutil
 import sqlite3
 import statistics
@@ -24,6 +26,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from readme_section import write_section  # noqa: E402
+
+SECTION = "## Bulk ingest"
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
@@ -49,6 +55,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mailthreads-bench"))
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--skip-notmuch", action="store_true")
+    parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
 
     maildir = args.work / f"Maildir-{args.count}"
@@ -56,13 +63,21 @@ def main() -> None:
         subprocess.run([sys.executable, HERE / "make_maildir.py", maildir, "--count",
                         str(args.count)], check=True)
     files = sum(1 for _ in (maildir / "cur").iterdir())
-    mailthreads = shutil.which("mailthreads") or sys.exit("mailthreads is not installed")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    # The console script beside this interpreter, not a version manager's shim in front of it.
+    beside = Path(sys.executable).with_name("mailthreads")
+    mailthreads = str(beside) if beside.exists() else shutil.which("mailthreads")
+    if not mailthreads:
+        sys.exit("mailthreads is not installed")
     config = args.work / "config.toml"
     config.write_text('[addresses]\ndomain = "blog.example"\n')
     database = args.work / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     env = {**os.environ, "MAILTHREADS_DB": str(database), "MAILTHREADS_CONFIG": str(config)}
+    # Time commands as installed, with their bytecode cached (an editable install writes it on
+    # the first run, which is the warm-up run below).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     rows = []
     seconds, peak = run([mailthreads, "ingest", "--quiet", str(maildir)], env)
@@ -92,7 +107,7 @@ def main() -> None:
                               (thread_id,)).fetchone()[0]
     reads = [
         ("mailthreads threads", [mailthreads, "threads"], env),
-        ("mailthreads threads -n 50", [mailthreads, "threads", "-n", "50"], env),
+        ("mailthreads threads -n 0", [mailthreads, "threads", "-n", "0"], env),
         (f"mailthreads show {thread_id}", [mailthreads, "show", str(thread_id),
                                            "--keep-unread"], env),
     ]
@@ -104,16 +119,41 @@ def main() -> None:
             ("notmuch show id:...", ["notmuch", "show", f"id:{message_id}"], notmuch_env),
         ]
     timings = [(name, median_time(command, e, args.repeat)) for name, command, e in reads]
+    startup = median_time([sys.executable, "-c", "pass"], env, args.repeat)
 
-    print(f"\n{files:,} messages; {thread_count:,} threads\n")
-    print("| bulk ingest | seconds | messages/s | peak memory |")
-    print("|---|---:|---:|---:|")
-    for name, seconds, rate, peak in rows:
-        print(f"| {name} | {seconds:.1f} | {rate:,.0f} | {peak / 1024:.0f} MiB |")
-    print("\n| read command | median wall time |")
-    print("|---|---:|")
-    for name, seconds in timings:
-        print(f"| `{name}` | {seconds * 1000:.0f} ms |")
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [
+        SECTION, "",
+        f"`python benchmarks/bulk_ingest.py --count {args.count}`: a maildir of {files:,} "
+        "messages built by `make_maildir.py` from the shared corpora (Message-IDs rewritten per",
+        "replica so thread structure is kept, recipients rewritten to the reply addresses of 300",
+        "posts). `mailthreads ingest` runs the whole pipeline (parse, trim, classify, route,",
+        "thread, full-text index; analysis in one worker process per core) into a new database;",
+        "`notmuch new` indexes the same files into a new notmuch database. Peak memory is the",
+        "largest resident set of the command or any of its children.", "",
+        f"{stored:,} messages stored ({files - stored:,} are duplicates or quarantined: the "
+        f"corpora hold some messages twice); {thread_count:,} threads.", "",
+        "| bulk ingest | seconds | messages/s | peak memory |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {seconds:.1f} | {rate:,.0f} | {peak / 1024:.0f} MiB |"
+          for name, seconds, rate, peak in rows),
+        "",
+        f"Read commands on that database, median of {args.repeat} runs after a warm-up run, "
+        "output to /dev/null, Python start-up included (`threads` shows the newest 50 in its "
+        f"table; `-n 0` lists all {thread_count:,}). For scale, `python3 -c pass` took "
+        f"{startup * 1000:.0f} ms here:", "",
+        "| read command | median wall time |",
+        "|---|---:|",
+        *(f"| `{name}` | {seconds * 1000:.0f} ms |" for name, seconds in timings),
+        "",
+        f"Recorded {datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}, "
+        f"Python {platform.python_version()}); load average before {load_before}, after "
+        f"{load_after}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if not args.no_readme:
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 APP_NAME = "mailthreads"
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
@@ -29,8 +28,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-@dataclass(frozen=True)
-class Addresses:
+class Addresses(NamedTuple):
     domain: str = "localhost"
     local_part: str = "reply"
     separator: str = "+"
@@ -38,19 +36,16 @@ class Addresses:
     secret: str | None = None
 
 
-@dataclass(frozen=True)
-class Author:
+class Author(NamedTuple):
     name: str = ""
     addresses: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Posts:
+class Posts(NamedTuple):
     create_on_first_reply: bool = True
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """Caps for hostile input, shared by every transport."""
 
     max_message_size: int = 25 * 1024 * 1024
@@ -59,8 +54,7 @@ class Limits:
     max_mime_depth: int = 20
 
 
-@dataclass(frozen=True)
-class Listener:
+class Listener(NamedTuple):
     host: str = "127.0.0.1"
     port: int = 8025
     max_message_size: int = 25 * 1024 * 1024
@@ -75,8 +69,7 @@ class Listener:
     max_bad_commands: int = 20
 
 
-@dataclass(frozen=True)
-class ImapAccount:
+class ImapAccount(NamedTuple):
     name: str
     host: str
     port: int | None = None
@@ -95,8 +88,7 @@ class ImapAccount:
     tls_ca_file: str | None = None  # trust a private CA (one's own Dovecot); never skip checks
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     host: str = "localhost"
     port: int = 587
     security: str = "starttls"
@@ -107,15 +99,14 @@ class Outgoing:
     timeout: float = 60.0
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     path: Path | None = None
     database: Path | None = None
-    addresses: Addresses = field(default_factory=Addresses)
-    author: Author = field(default_factory=Author)
-    posts: Posts = field(default_factory=Posts)
-    limits: Limits = field(default_factory=Limits)
-    listener: Listener = field(default_factory=Listener)
+    addresses: Addresses = Addresses()
+    author: Author = Author()
+    posts: Posts = Posts()
+    limits: Limits = Limits()
+    listener: Listener = Listener()
     imap: tuple[ImapAccount, ...] = ()
     outgoing: Outgoing | None = None
 
@@ -222,17 +213,17 @@ def _addresses(reader: _Reader, table: dict[str, Any]) -> Addresses:
 
 def _limits(reader: _Reader, table: dict[str, Any]) -> Limits:
     defaults = Limits()
-    reader.only(table, "limits", set(defaults.__dataclass_fields__))
+    reader.only(table, "limits", set(defaults._fields))
     return Limits(**{
         name: reader.positive_int(table, "limits", name, getattr(defaults, name))
-        for name in defaults.__dataclass_fields__
+        for name in defaults._fields
     })
 
 
 def _listener(reader: _Reader, table: dict[str, Any]) -> Listener:
     section = "listener"
     defaults = Listener()
-    reader.only(table, section, set(defaults.__dataclass_fields__))
+    reader.only(table, section, set(defaults._fields))
     port = reader.positive_int(table, section, "port", defaults.port)
     if port > 65535:
         reader.problem(f"{section}.port", f"{port} is not a TCP port")
@@ -278,7 +269,7 @@ def _imap_accounts(reader: _Reader, value: Any) -> tuple[ImapAccount, ...]:
             reader.problem(section, "must be a table")
             continue
         defaults = ImapAccount(name="", host="")
-        reader.only(table, section, set(defaults.__dataclass_fields__))
+        reader.only(table, section, set(defaults._fields))
         name = reader.string(table, section, "name") or f"account{index + 1}"
         if name in names:
             reader.problem(f"{section}.name", f"{name!r} is used by another account")
@@ -339,7 +330,7 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
         reader.problem(section, "must be a table")
         return None
     defaults = Outgoing()
-    reader.only(table, section, set(defaults.__dataclass_fields__))
+    reader.only(table, section, set(defaults._fields))
     security = reader.choice(table, section, "security", ("tls", "starttls", "none"),
                              defaults.security)
     return Outgoing(

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .timestamps import now
 
@@ -79,8 +78,7 @@ def finish_delivery(
     )
 
 
-@dataclass(frozen=True)
-class PendingDelivery:
+class PendingDelivery(NamedTuple):
     id: int
     raw_sha256: str
     source: str
@@ -445,8 +443,7 @@ def first_known_message(conn: sqlite3.Connection,
     return None
 
 
-@dataclass
-class NewMessage:
+class NewMessage(NamedTuple):
     message_id: str
     synthetic_message_id: bool
     message_id_reused: bool

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from mailfactory import bounce_of, message
@@ -112,7 +111,7 @@ def test_message_without_message_id_gets_a_stable_synthetic_one(pipeline, db):
 
 def test_unknown_post_is_created_by_default_and_quarantined_when_disabled(db, config):
     assert Pipeline(db.conn, config).accept(message(), "file").status == "stored"
-    strict = replace(config, posts=Posts(create_on_first_reply=False))
+    strict = config._replace(posts=Posts(create_on_first_reply=False))
     outcome = Pipeline(db.conn, strict).accept(
         message(message_id="<m2@x>", to="reply+unknown-post@blog.example"), "file")
     assert outcome.status == "quarantined"
@@ -130,7 +129,7 @@ def test_message_with_no_route_is_quarantined_raw_with_reason(pipeline, db):
 
 
 def test_unparseable_message_is_quarantined_with_its_bytes(db, config):
-    tiny = replace(config, limits=replace(config.limits, max_message_size=100))
+    tiny = config._replace(limits=config.limits._replace(max_message_size=100))
     raw = message(body="x" * 500)
     outcome = Pipeline(db.conn, tiny).accept(raw, "file")
     assert outcome.status == "quarantined"
@@ -270,7 +269,7 @@ def test_html_only_reply_becomes_readable_text(pipeline, db):
 def test_signed_address_routes_to_its_thread_and_remembers_new_address(db, config):
     from mailthreads.tokens import make_token
 
-    config = replace(config, addresses=replace(config.addresses, secret="s" * 32))
+    config = config._replace(addresses=config.addresses._replace(secret="s" * 32))
     pipeline = Pipeline(db.conn, config)
     first = pipeline.accept(message(message_id="<r1@example.com>"), "file")
     thread = store.get_thread(db.conn, first.thread)

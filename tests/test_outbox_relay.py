@@ -7,7 +7,6 @@ connection that broke while the relay had the whole message.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from email import message_from_bytes, policy
 
@@ -50,7 +49,7 @@ def with_relay(config: Config, relay, **overrides) -> Config:
                   username=USERNAME if relay.auth else None,
                   password_env=PASSWORD_ENV if relay.auth else None, timeout=10.0)
     values.update(overrides)
-    return dataclasses.replace(config, outgoing=Outgoing(**values))
+    return config._replace(outgoing=Outgoing(**values))
 
 
 def queued_answer(conn, config, body="Thank you, Ada.\n") -> tuple[int, int]:
