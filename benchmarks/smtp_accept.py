@@ -435,10 +435,9 @@ the server's processes, sampled every 0.1 s: mailthreads' listener and filer; Po
 master, smtpd, cleanup and the rest of its instance. Peak RSS (VmHWM) of mailthreads'
 processes alone: {peaks}.
 The filer files in the background at the same time (parsing, threading, full-text index) and
-catches up after the run ("filing done after the run"); accepting does not wait for it. With
-"one thread" it cannot catch up quickly: the pipeline recounts the whole thread for every
-message it files (store.refresh_thread), so filing slows down as one thread grows to thousands
-of messages, which a blog's discussions never do.
+catches up after the run ("filing done after the run"); accepting does not wait for it.
+Filing costs the same per message however long the thread grows (the thread's counters are
+updated incrementally).
 
 Recorded {result['date']} on {result['cpus']} cores ({platform.machine()}, Python
 {result['python']}, Postfix {result['postfix']}), load generator on the same cores. Load
