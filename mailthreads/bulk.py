@@ -117,16 +117,20 @@ def ingest_messages(
     try:
         for origin, raw, sha256, analysis in _analysed(items, config, workers, expected):
             delivery_id, _ = pipeline.receive(raw, source, origin=origin, post_hint=post_hint,
-                                              commit=False)
+                                              commit=False, sha256=sha256)
             outcome = pipeline.process(delivery_id, sha256, raw, context, analysis,
                                        origin=origin)
             summary.add(outcome)
-            if on_outcome:
-                on_outcome(outcome)
             since_commit += 1
             if since_commit >= COMMIT_EVERY:
                 conn.commit()
                 since_commit = 0
-    finally:
-        conn.commit()
+            if on_outcome:
+                on_outcome(outcome)
+    except BaseException:
+        # A message cut short (Ctrl-C, a bug) must not be half filed: drop the open batch, which
+        # a new run takes in again.
+        conn.rollback()
+        raise
+    conn.commit()
     return summary

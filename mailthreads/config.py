@@ -160,6 +160,10 @@ def parse(data: dict[str, Any], path: Path) -> Config:
             reader.problem(key, "unknown section; expected one of "
                            + ", ".join(sorted(known_tables)))
 
+    for section, keys in (("database", {"path"}), ("author", {"name", "addresses"}),
+                          ("posts", {"create_on_first_reply"})):
+        if isinstance(data.get(section), dict):
+            reader.only(data[section], section, keys)
     database = reader.string(reader.table(data, "database"), "database", "path")
     addresses = _addresses(reader, reader.table(data, "addresses"))
     author = Author(

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from . import store
 from .config import SLUG_PATTERN, Config
 from .mail.analysis import Analysis, analyze
+from .mail.classify import MACHINE_KINDS
 from .mail.parse import Unparseable
 from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from .timestamps import now
@@ -27,7 +28,6 @@ from .tokens import token_matches
 
 Unrouted = Literal["quarantine", "ignore"]
 _SUBJECT_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg)(?:\[\d+\])?\s*:)+", re.IGNORECASE)
-MACHINE_KINDS = {"auto_reply", "bounce", "feedback_report", "other"}
 
 
 @dataclass(frozen=True)
@@ -248,6 +248,10 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
     if result.correspondent_id is not None and result.post_id is not None:
         result.thread_id = store.existing_thread(conn, result.post_id, result.correspondent_id)
     if result.thread_id is None:
+        post = store.post_by_id(conn, result.post_id) if result.post_id is not None else None
+        if post and post["closed"] and result.direction == "in":
+            _quarantine(result, f"post {post['slug']} is closed to new discussions")
+            return
         result.reasons.append("starts a new thread")
     else:
         result.reasons.append(f"thread {result.thread_id}")
@@ -371,10 +375,10 @@ class Pipeline:
 
     def receive(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                 origin: str | None = None, post_hint: str | None = None,
-                commit: bool = True) -> tuple[int, str]:
+                commit: bool = True, sha256: str | None = None) -> tuple[int, str]:
         """Keep the raw bytes and a pending delivery; durable once committed."""
         envelope = envelope or Envelope()
-        sha256 = sha256_of(raw)
+        sha256 = sha256 or sha256_of(raw)
         store.save_raw(self.conn, sha256, raw)
         delivery_id = store.add_delivery(self.conn, sha256, source, envelope.mail_from,
                                          envelope.rcpt_to, origin, post_hint)
@@ -404,8 +408,9 @@ class Pipeline:
                 analysis: Analysis | str, *, origin: str | None = None) -> Outcome:
         """File one received message. ``analysis`` is the reason text when parsing failed."""
         if isinstance(analysis, str):
-            store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
-                                 None, None)
+            if not store.quarantined_with_reason(self.conn, sha256, analysis):
+                store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
+                                     None, None)
             store.finish_delivery(self.conn, delivery_id, "quarantined", None)
             return Outcome("quarantined", reasons=(analysis,), origin=origin)
         decided = plan(self.conn, self.config, analysis, context, self.unrouted)

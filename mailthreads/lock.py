@@ -14,7 +14,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-EX_TEMPFAIL = 75  # sysexits.h: try again later; cron and systemd treat it as a failure
+# sysexits.h: try again later (a server unreachable, a lock held); cron and systemd treat it as
+# a failure, and systemd's Restart= retries it. Every command uses this one.
+EX_TEMPFAIL = 75
 
 
 class LockHeld(Exception):

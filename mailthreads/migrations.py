@@ -184,6 +184,7 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("raw_sha256", "raw_messages", "sha256"),
                       ("delivery_id", "deliveries", "id")],
     )
+    db["quarantine"].create_index(["raw_sha256"])
 
     db["imap_checkpoints"].create(
         {

@@ -121,7 +121,7 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
     except Exception as error:  # sent is sent: say so; the poller files the Sent copy later
         conn.rollback()
         text += f"; not filed in its thread ({_one_line(error)})"
-    copy = save_sent_copy(conn, config, entry_id, raw, context=context)
+    copy = save_sent_copy(conn, config, entry_id, raw)
     return Delivery(entry_id, "sent", text, thread, copy)
 
 
@@ -139,7 +139,7 @@ def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | N
         for owed in store.unsaved_sent_copies(conn):
             if owed["id"] in tried:
                 continue
-            note = save_sent_copy(conn, config, owed["id"], owed["raw"], context=context)
+            note = save_sent_copy(conn, config, owed["id"], owed["raw"])
             if note:
                 results.append(Delivery(owed["id"], "sent", f"reply {owed['id']}: {note}"))
     return results
@@ -194,8 +194,8 @@ def sent_copy_account(config: Config, sender: str) -> ImapAccount | None:
     return config.imap[0]
 
 
-def save_sent_copy(conn: sqlite3.Connection, config: Config, entry_id: int, raw: bytes, *,
-                   context: ssl.SSLContext | None = None) -> str | None:
+def save_sent_copy(conn: sqlite3.Connection, config: Config, entry_id: int,
+                   raw: bytes) -> str | None:
     """Append the sent answer to Sent and record it; returns a note for the user, or None."""
     try:
         account = sent_copy_account(config, envelope_sender(raw))
@@ -206,7 +206,7 @@ def save_sent_copy(conn: sqlite3.Connection, config: Config, entry_id: int, raw:
         conn.commit()
         return None
     try:
-        folder = append_to_sent(account, raw, context=context)
+        folder = append_to_sent(account, raw)
     except Exception as error:  # any IMAP trouble: the answer is sent; the copy is retried
         conn.commit()
         return (f"copy to the Sent folder of {account.name} failed ({_one_line(error)}); "
@@ -216,35 +216,20 @@ def save_sent_copy(conn: sqlite3.Connection, config: Config, entry_id: int, raw:
     return f"copy saved to {account.name}/{folder}"
 
 
-def append_to_sent(account: ImapAccount, raw: bytes, *,
-                   context: ssl.SSLContext | None = None) -> str:
-    """APPEND ``raw`` (marked \\Seen) to the account's Sent folder; returns the folder name."""
-    from imapclient import IMAPClient
+def append_to_sent(account: ImapAccount, raw: bytes) -> str:
+    """APPEND ``raw`` (marked \\Seen) to the account's Sent folder; returns the folder name.
+
+    Connects exactly as the poller does (TLS settings, ``tls_ca_file``, STARTTLS check, login).
+    """
     from imapclient.imapclient import SEEN, SENT
 
-    context = context or ssl.create_default_context()
-    port = account.port or (993 if account.security == "tls" else 143)
-    client = IMAPClient(account.host, port=port, ssl=account.security == "tls",
-                        ssl_context=context, timeout=account.timeout)
-    try:
-        if account.security == "starttls":
-            client.starttls(context)
-        if account.auth == "oauth2":
-            token = relay.resolve_password(None, account.oauth2_token_command,
-                                           f"[[imap]] {account.name}")
-            client.oauth2_login(account.username, token)
-        else:
-            client.login(account.username, relay.resolve_password(
-                account.password_env, account.password_command, f"[[imap]] {account.name}"))
+    from .transport import imap
+
+    with imap.session(account) as client:
         folder = account.sent_folder or client.find_special_folder(SENT) \
             or SENT_FOLDER_FALLBACK
         client.append(folder, raw, flags=(SEEN,), msg_time=_date_of(raw))
         return folder
-    finally:
-        try:
-            client.logout()
-        except Exception:
-            client.shutdown()
 
 
 def _date_of(raw: bytes) -> datetime | None:

@@ -71,7 +71,10 @@ def read_messages(source: Source) -> Iterator[tuple[str, bytes]]:
                 yield str(path), path.read_bytes()
     elif source.kind == "directory":
         for path in _directory_files(source.path):
-            inner = classify_path(path)
+            try:
+                inner = classify_path(path)
+            except SourceError:
+                continue  # index files and notes beside the mail (dovecot-uidlist, .txt)
             if inner.kind in ("mbox", "message"):
                 yield from read_messages(inner)
     elif source.kind == "mbox":

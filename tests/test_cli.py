@@ -262,3 +262,31 @@ def test_threads_table_is_paged_but_json_is_complete(env):
     assert "1 older threads: -n 0 shows all" in result.stderr
     assert len(run_json("threads")) == 3
     assert len(run("threads", "-n", "0").splitlines()) == 2 + 3
+
+
+def test_files_beside_the_mail_in_a_folder_are_skipped(env):
+    maildir = write_maildir(env / "Maildir", [message(message_id="<beside@x>")])
+    (maildir / "dovecot-uidlist").write_text("3 V1 N2\n")
+    assert "1 messages: 1 stored" in run("ingest", str(env))
+
+
+def test_init_writes_a_private_config(env, monkeypatch):
+    config = env / "fresh" / "config.toml"
+    monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
+    run("init")
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert 'secret = "' in config.read_text()
+
+
+def test_posts_close_and_reopen(env):
+    run("posts", "add", "old-post")
+    assert "closed to new discussions" in run("posts", "close", "old-post")
+    assert "closed" in run("posts", "show", "old-post")
+    path = env / "r.eml"
+    path.write_bytes(message(to="reply+old-post@blog.example"))
+    assert "1 quarantined" in run("ingest", str(path))
+    run("posts", "reopen", "old-post")
+    [entry] = run_json("quarantine", "list")
+    assert "stored" in run("quarantine", "release", str(entry["id"]))
+    result = CliRunner().invoke(cli, ["posts", "close", "nope"])
+    assert result.exit_code == 1 and "no post with slug 'nope'" in result.output

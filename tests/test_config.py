@@ -89,3 +89,13 @@ def test_secret_comes_from_the_environment_first(tmp_path, monkeypatch):
     assert config.secret == "from-the-config-file"
     monkeypatch.setenv("MAILTHREADS_SECRET", "from-the-environment")
     assert config.secret == "from-the-environment"
+
+
+def test_unknown_keys_in_every_section_are_reported(tmp_path):
+    path = write(tmp_path, '[author]\naddress = "me@x.example"\n[posts]\ncreate = true\n'
+                 '[database]\nfile = "x.db"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    text = "\n".join(caught.value.problems)
+    for key in ("author.address", "posts.create", "database.file"):
+        assert f"{path}: {key}: unknown key" in text

@@ -310,3 +310,49 @@ def test_kind_reasons_are_recorded_as_json(pipeline, db):
     [msg] = rows(db, "select kind, kind_reasons from messages")
     assert msg["kind"] == "auto_reply"
     assert json.loads(msg["kind_reasons"])
+
+
+def test_unparseable_message_ingested_twice_is_quarantined_once(db, config):
+    tiny = config._replace(limits=config.limits._replace(max_message_size=100))
+    pipeline = Pipeline(db.conn, tiny)
+    raw = message(body="x" * 500)
+    pipeline.accept(raw, "file")
+    pipeline.accept(raw, "file")
+    assert len(store.list_quarantine(db.conn)) == 1
+
+
+def test_deleting_a_quarantine_entry_keeps_bytes_a_pending_delivery_needs(pipeline, db):
+    raw = message(to="nobody@elsewhere.example")
+    pipeline.accept(raw, "file")
+    [entry] = store.list_quarantine(db.conn)
+    pipeline.receive(raw, "smtp")  # the same bytes, accepted again, not filed yet
+    store.delete_quarantine(db.conn, entry["id"])
+    assert store.raw_message(db.conn, entry["raw_sha256"]) == raw
+
+
+def test_bulk_ingest_interrupted_leaves_no_half_filed_batch(db, config):
+    from mailthreads.bulk import ingest_messages
+
+    def interrupted():
+        yield "a", message(message_id="<a@x>")
+        yield "b", message(message_id="<b@x>", sender="Bob <bob@example.org>")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest_messages(db.conn, config, interrupted(), workers=1)
+    assert db["messages"].count == 0 and db["deliveries"].count == 0
+    # Run again: everything goes in, and the threads count their messages.
+    summary = ingest_messages(db.conn, config, [("a", message(message_id="<a@x>"))], workers=1)
+    assert summary.stored == 1
+    assert [t["messages"] for t in store.list_threads(db.conn)] == [1]
+
+
+def test_closed_post_takes_no_new_discussion_but_keeps_existing_ones(pipeline, db):
+    first = pipeline.accept(message(message_id="<r1@x>"), "file")
+    store.set_post_closed(db.conn, "why-i-blog", True)
+    again = pipeline.accept(message(message_id="<r2@x>", minutes=5), "file")
+    stranger = pipeline.accept(message(message_id="<s1@x>", sender="New <new@example.org>"),
+                               "file")
+    assert (again.status, again.thread) == ("stored", first.thread)
+    assert stranger.status == "quarantined"
+    assert "closed to new discussions" in stranger.reasons[-1]

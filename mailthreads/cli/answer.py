@@ -11,11 +11,9 @@ from typing import IO, Any
 
 import click
 
+from ..lock import EX_TEMPFAIL
 from .app import App
 from .output import chosen_format, emit, output_options
-
-EXIT_TEMPFAIL = 75
-
 
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
@@ -129,7 +127,7 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     result = outbox_module.deliver(conn, config, entry_id)
     _report(result)
     if not result.ok:
-        raise click.exceptions.Exit(EXIT_TEMPFAIL)
+        raise click.exceptions.Exit(EX_TEMPFAIL)
 
 
 def _sender_name(app: App, message: dict[str, Any]) -> str:
@@ -246,4 +244,4 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
     for result in results:
         _report(result)
     if any(result.status in {"failed", "sending"} for result in results):
-        raise click.exceptions.Exit(EXIT_TEMPFAIL)
+        raise click.exceptions.Exit(EX_TEMPFAIL)

@@ -82,7 +82,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         else:
             summary = ingest_messages(db.conn, app.config, messages(), post_hint=post_hint,
                                       workers=workers, expected=expected, on_outcome=on_outcome)
-    except OSError as error:
+    except (OSError, SourceError) as error:
         raise click.ClickException(f"cannot read: {error}") from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,

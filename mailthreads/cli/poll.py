@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     from ..config import ImapAccount
     from ..transport.imap_sync import FolderReport
 
-EX_TEMPFAIL = 75
-
+from ..lock import EX_TEMPFAIL
 
 
 @click.command()

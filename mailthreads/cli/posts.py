@@ -105,6 +105,46 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
                             "unread", "messages", "last_activity"], empty="No threads yet.")
 
 
+@posts.command(name="close")
+@click.argument("slug")
+@click.pass_obj
+def posts_close(app: App, slug: str) -> None:
+    """Close a post to new discussions: first replies to it are quarantined from now on.
+
+    Discussions already started go on.
+
+    \b
+    Example:
+        mailthreads posts close why-i-blog
+    """
+    _set_closed(app, slug, True)
+
+
+@posts.command(name="reopen")
+@click.argument("slug")
+@click.pass_obj
+def posts_reopen(app: App, slug: str) -> None:
+    """Open a closed post to new discussions again.
+
+    \b
+    Example:
+        mailthreads posts reopen why-i-blog
+    """
+    _set_closed(app, slug, False)
+
+
+def _set_closed(app: App, slug: str, closed: bool) -> None:
+    from .. import store
+
+    db = app.database()
+    try:
+        with db.conn:
+            store.set_post_closed(db.conn, slug, closed)
+    except store.NotFound as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{slug}: {'closed to new discussions' if closed else 'open'}")
+
+
 @posts.command(name="link")
 @click.argument("slug", callback=lambda ctx, param, value: _slug(value))
 @click.option("--json", "as_json", is_flag=True, help="Output JSON")

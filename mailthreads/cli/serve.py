@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..lock import EX_TEMPFAIL
 from .app import App
-
-EX_TEMPFAIL = 75  # sysexits.h: try again later (systemd's Restart= does)
-
 
 
 @click.command()

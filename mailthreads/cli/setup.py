@@ -44,9 +44,14 @@ def init(app: App, domain: str | None, author_addresses: tuple[str, ...], force:
         if author_addresses:
             listed = ", ".join(f'"{a}"' for a in author_addresses)
             text = re.sub(r"^addresses = \[\]$", f"addresses = [{listed}]", text, flags=re.M)
+        import os
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600)  # it holds the token secret
+        # Created private (it holds the token secret), never readable even for a moment.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        path.chmod(0o600)  # an existing file (--force) keeps its old mode otherwise
         click.echo(f"Wrote config: {path}")
     app.__dict__.pop("config", None)
     db = app.database()

@@ -37,6 +37,8 @@ from typing import Literal, TypeVar
 __all__ = ["Classification", "Kind", "classify", "MAX_PARTS", "MAX_SCAN_CHARS"]
 
 Kind = Literal["reply", "auto_reply", "bounce", "feedback_report", "other"]
+# Mail written by software, not a person: stored, never counted as discussion, never answered.
+MACHINE_KINDS = frozenset({"auto_reply", "bounce", "feedback_report", "other"})
 
 MAX_PARTS = 200
 MAX_DEPTH = 20

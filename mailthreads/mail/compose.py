@@ -25,7 +25,8 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from typing import Any
 
-MACHINE_KINDS = {"auto_reply", "bounce", "feedback_report", "other"}
+from .classify import MACHINE_KINDS
+
 KIND_NAMES = {"auto_reply": "an auto-reply", "bounce": "a bounce",
               "feedback_report": "a feedback (abuse) report", "other": "an automatic message"}
 

@@ -59,6 +59,12 @@ class ServerRefused(ImapFailure):
     temporary = True
 
 
+class StoreBusy(ImapFailure):
+    """The database could not take the batch (locked past the busy timeout, disk full)."""
+
+    temporary = True
+
+
 class SettingsProblem(ImapFailure):
     """A password command that fails, a missing variable, a certificate that does not verify."""
 

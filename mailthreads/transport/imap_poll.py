@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from imapclient import IMAPClient
 
 from ..config import Config, ImapAccount
-from .imap import FolderPlan, FolderProblem, ImapFailure, close, connect, folders_to_poll
+from ..lock import EX_TEMPFAIL
+from .imap import (
+    FolderPlan,
+    FolderProblem,
+    ImapFailure,
+    StoreBusy,
+    close,
+    connect,
+    folders_to_poll,
+)
 from .imap_analyse import Analyser
 from .imap_sync import FolderReport, FolderSync, Progress
 
@@ -32,7 +41,7 @@ class PollResult:
     def exit_code(self) -> int:
         if any(not failure.temporary for failure in self.failures):
             return 1
-        return 75 if self.failures else 0
+        return EX_TEMPFAIL if self.failures else 0
 
 
 def plan_folders(client: IMAPClient, config: Config,
@@ -92,6 +101,9 @@ def _poll_account(conn: sqlite3.Connection, config: Config, account: ImapAccount
                 on_report(report, account)
     except ImapFailure as failure:
         result.failures.append(failure)
+    except sqlite3.OperationalError as error:  # nothing advanced: the next poll takes it again
+        conn.rollback()
+        result.failures.append(StoreBusy(account.name, f"the database: {error}"))
     finally:
         close(client)
 
