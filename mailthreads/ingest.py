@@ -11,7 +11,6 @@ A message that cannot be parsed or routed is quarantined with its raw bytes and 
 from __future__ import annotations
 
 import hashlib
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,13 +20,13 @@ from . import store
 from .config import SLUG_PATTERN, Config
 from .mail.analysis import Analysis, analyze
 from .mail.classify import MACHINE_KINDS
+from .mail.compose import bare_subject
 from .mail.parse import Unparseable
 from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from .timestamps import now
 from .tokens import token_matches
 
 Unrouted = Literal["quarantine", "ignore"]
-_SUBJECT_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg)(?:\[\d+\])?\s*:)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -285,9 +284,9 @@ def _post_of_correspondent(conn: sqlite3.Connection, config: Config, analysis: A
     correspondent = store.correspondent_by_address(conn, counterpart[0]) if counterpart else None
     if correspondent is None:
         return None
-    subject = _bare_subject(analysis.subject)
+    subject = bare_subject(analysis.subject)
     for thread in store.correspondent_threads(conn, correspondent):
-        if subject and subject == _bare_subject(thread["subject"] or ""):
+        if subject and subject == bare_subject(thread["subject"] or ""):
             return (thread["post_id"], thread["slug"],
                     f"to known correspondent {counterpart[0]} with the subject of thread "
                     f"{thread['id']}")
@@ -300,11 +299,6 @@ def _post_of_correspondent(conn: sqlite3.Connection, config: Config, analysis: A
             return (post["id"], post["slug"],
                     f"to known correspondent {counterpart[0]} about post {post['slug']}")
     return None
-
-
-def _bare_subject(subject: str) -> str:
-    """The subject without reply and forward prefixes, for comparing discussions."""
-    return _SUBJECT_PREFIX.sub("", subject).strip().casefold()
 
 
 def _same_person(conn: sqlite3.Connection, related: dict[str, Any], analysis: Analysis) -> bool:

@@ -334,3 +334,12 @@ def test_the_answer_goes_to_the_correspondent_never_to_a_machine():
     assert compose.recipient(thread, thread[0], fallback) == ("Ada", "ada@old.example")
     own = [msg_row(1, direction="out", address="me@blog.example")]
     assert compose.recipient(own, own[0], fallback) == fallback
+
+
+def test_bare_subject_drops_reply_and_forward_prefixes_in_several_languages():
+    from mailthreads.mail.compose import bare_subject
+
+    for subject in ("Re: Fwd: Why I blog", "Antw: Why I blog", "AW: WG: why i blog",
+                    "Re[2]: Why I blog", "  Why I blog "):
+        assert bare_subject(subject) == "why i blog", subject
+    assert bare_subject("Reply policy") == "reply policy"  # a word, not a prefix

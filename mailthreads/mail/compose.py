@@ -42,9 +42,14 @@ SIGNATURE_SEPARATOR = "-- "
 _UNSAFE = re.compile(r"[\r\n\0]")
 _MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
 # Reply prefixes in the languages mail clients most often use, with optional counters
-# ("Re[2]:", "AW:", "SV:", "Antw:", "Odp:"): one "Re: " replaces all of them.
-_PREFIXES = re.compile(r"^(?:\s*(?:re|aw|sv|vs|antw|odp|ynt|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：])+\s*",
-                       re.IGNORECASE)
+# ("Re[2]:", "AW:", "SV:", "Antw:", "Odp:"): one "Re: " replaces all of them. Forward prefixes
+# ("Fwd:", "WG:", "TR:", "RV:") stay in a reply's subject, but not in ``bare_subject``.
+_REPLY_WORDS = r"re|aw|sv|vs|antw|odp|ynt|r"
+_FORWARD_WORDS = r"fwd?|wg|tr|rv"
+_COUNTER = r"(?:\[\d+\]|\(\d+\))?"
+_PREFIXES = re.compile(rf"^(?:\s*(?:{_REPLY_WORDS})\s*{_COUNTER}\s*[:：])+\s*", re.IGNORECASE)
+_REPLY_OR_FORWARD_PREFIXES = re.compile(
+    rf"^(?:\s*(?:{_REPLY_WORDS}|{_FORWARD_WORDS})\s*{_COUNTER}\s*[:：])+\s*", re.IGNORECASE)
 
 
 class UnsafeHeader(ValueError):
@@ -92,6 +97,11 @@ def header_text(name: str, value: str) -> str:
         raise UnsafeHeader(f"refusing to send: the {name} has broken encoded words: "
                            f"{value!r}") from None
     return check_header(name, decoded)
+
+
+def bare_subject(subject: str) -> str:
+    """The subject without reply and forward prefixes, folded for comparing discussions."""
+    return _REPLY_OR_FORWARD_PREFIXES.sub("", subject.strip(), count=1).strip().casefold()
 
 
 def reply_subject(subject: str) -> str:
