@@ -236,6 +236,14 @@ class Dialogue:
         self.send(line + "\r\n")
         return self.reply()
 
+    def open_transaction(self, recipient: str = "reply+why-i-blog@blog.example", *,
+                         sender: str = "jane@example.com", helo: str = "client.example") -> None:
+        """Greeting, EHLO, MAIL and RCPT, each accepted: ready for DATA."""
+        assert self.reply()[0] == 220
+        assert self.command(f"EHLO {helo}")[0] == 250
+        assert self.command(f"MAIL FROM:<{sender}>")[0] == 250
+        assert self.command(f"RCPT TO:<{recipient}>")[0] == 250
+
     def closed(self) -> bool:
         """Whether the server has closed the connection (after any buffered replies)."""
         try:

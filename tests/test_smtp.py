@@ -244,10 +244,7 @@ def test_auto_replies_are_accepted_and_stored_as_auto_replies(server):
 def test_a_resent_message_after_a_lost_250_is_stored_once(server):
     raw = message(message_id="resent@example.com")
     with Dialogue(server.port) as dialogue:
-        assert dialogue.reply()[0] == 220
-        assert dialogue.command("EHLO client.example")[0] == 250
-        assert dialogue.command("MAIL FROM:<jane@example.com>")[0] == 250
-        assert dialogue.command("RCPT TO:<reply+why-i-blog@blog.example>")[0] == 250
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         dialogue.send(raw + b".\r\n")
         # The client never reads the 250: as if the connection broke right after the commit.
@@ -274,10 +271,7 @@ def test_smtp_smuggling_yields_exactly_one_message(server, smuggled):
             + b"@attacker.example>\r\n\r\nsmuggled\r\n")
     raw = message(message_id=f"{marker}@example.com").rstrip(b"\r\n") + smuggled + evil
     with Dialogue(server.port) as dialogue:
-        assert dialogue.reply()[0] == 220
-        assert dialogue.command("EHLO client.example")[0] == 250
-        assert dialogue.command("MAIL FROM:<jane@example.com>")[0] == 250
-        assert dialogue.command("RCPT TO:<reply+why-i-blog@blog.example>")[0] == 250
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         dialogue.send(raw + b"\r\n.\r\n")
         code, _ = dialogue.reply()
@@ -300,10 +294,7 @@ def test_dot_stuffing_is_undone_and_an_empty_message_is_a_message(server):
     raw = message(message_id="dots@example.com", body=body)
     stuffed = raw.replace(b"\r\n.", b"\r\n..")
     with Dialogue(server.port) as dialogue:
-        dialogue.reply()
-        dialogue.command("HELO client.example")
-        dialogue.command("MAIL FROM:<jane@example.com>")
-        dialogue.command("RCPT TO:<reply+why-i-blog@blog.example>")
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         dialogue.send(stuffed + b".\r\n")
         code, text = dialogue.reply()

@@ -52,10 +52,7 @@ def send_in_pieces(server: Serve, pieces: list[bytes]) -> int:
     """Send the message data in separate packets; the delivery id of the 250."""
     with Dialogue(server.port) as dialogue:
         dialogue.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        assert dialogue.reply()[0] == 220
-        dialogue.command("EHLO client.example")
-        dialogue.command("MAIL FROM:<jane@example.com>")
-        dialogue.command("RCPT TO:<reply+why-i-blog@blog.example>")
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         for piece in pieces:
             dialogue.send(piece)

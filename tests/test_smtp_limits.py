@@ -26,13 +26,6 @@ def serve(tmp_path):
         server.close()
 
 
-def open_transaction(dialogue: Dialogue, recipient: str = "reply+why-i-blog@blog.example"):
-    assert dialogue.reply()[0] == 220
-    assert dialogue.command("EHLO client.example")[0] == 250
-    assert dialogue.command("MAIL FROM:<jane@example.com>")[0] == 250
-    assert dialogue.command(f"RCPT TO:<{recipient}>")[0] == 250
-
-
 def deliveries(server: Serve) -> int:
     return query(server.database, "SELECT COUNT(*) FROM deliveries")[0][0]
 
@@ -53,7 +46,7 @@ def test_oversize_by_size_is_refused_at_mail(serve):
 def test_oversize_by_data_gets_552_and_the_session_goes_on(serve):
     server = serve(listener={"max_message_size": 10_000})
     with Dialogue(server.port) as dialogue:
-        open_transaction(dialogue)
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         dialogue.send(message(body="x" * 50 + "\n" + ("y" * 70 + "\n") * 300) + b".\r\n")
         code, text = dialogue.reply()
@@ -121,7 +114,7 @@ def test_an_idle_session_times_out_with_421(serve):
 def test_a_stalled_data_transfer_times_out_and_nothing_is_stored(serve):
     server = serve(listener={"data_timeout": 0.5, "command_timeout": 60})
     with Dialogue(server.port) as dialogue:
-        open_transaction(dialogue)
+        dialogue.open_transaction()
         assert dialogue.command("DATA")[0] == 354
         dialogue.send(message()[:100])
         code, text = dialogue.reply()
