@@ -14,7 +14,6 @@ import imaplib
 import os
 import socket
 import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -23,8 +22,7 @@ from imapclient import exceptions as imap_exceptions
 from imapclient.imapclient import SENT
 
 from ..config import ImapAccount
-
-SECRET_COMMAND_TIMEOUT = 60.0
+from ..credentials import CredentialError, secret_from_command
 
 
 class ImapFailure(Exception):
@@ -166,19 +164,9 @@ def account_secret(account: ImapAccount) -> str:
     if command:
         what = "oauth2_token_command" if account.auth == "oauth2" else "password_command"
         try:
-            done = subprocess.run(command, shell=True, capture_output=True,
-                                  timeout=SECRET_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise SettingsProblem(account.name, f"{what} did not finish within "
-                                  f"{SECRET_COMMAND_TIMEOUT:.0f} seconds") from None
-        if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip().splitlines()
-            raise SettingsProblem(account.name, f"{what} exited with {done.returncode}"
-                                  + (f": {said[-1]}" if said else ""))
-        lines = done.stdout.decode(errors="replace").splitlines()
-        if not lines or not lines[0]:
-            raise SettingsProblem(account.name, f"{what} printed nothing")
-        return lines[0]
+            return secret_from_command(command, what)
+        except CredentialError as error:
+            raise SettingsProblem(account.name, str(error)) from None
     if account.password_env:
         value = os.environ.get(account.password_env)
         if not value:

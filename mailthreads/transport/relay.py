@@ -16,12 +16,10 @@ import os
 import smtplib
 import socket
 import ssl
-import subprocess
 from dataclasses import dataclass
 
 from ..config import Outgoing
-
-PASSWORD_COMMAND_TIMEOUT = 60.0
+from ..credentials import CredentialError, secret_from_command
 
 
 class RelayError(Exception):
@@ -62,6 +60,8 @@ def resolve_password(password_env: str | None, password_command: str | None,
     """The password from ``$password_env``, else the first line of ``password_command``'s output.
 
     The command runs through the shell, as in mutt or isync (``pass show mail/x``).
+    The environment comes first here; the IMAP poller (``imap.account_secret``) tries the
+    command first. Both read commands with ``credentials.secret_from_command``.
     """
     if password_env:
         value = os.environ.get(password_env)
@@ -71,21 +71,9 @@ def resolve_password(password_env: str | None, password_command: str | None,
             raise PasswordError(f"{what}: environment variable {password_env} is not set")
     if password_command:
         try:
-            done = subprocess.run(password_command, shell=True, capture_output=True, text=True,
-                                  timeout=PASSWORD_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise PasswordError(f"{what}: password_command did not finish in "
-                                f"{PASSWORD_COMMAND_TIMEOUT:.0f} s") from None
-        except OSError as error:
-            raise PasswordError(f"{what}: password_command could not run: {error}") from None
-        if done.returncode != 0:
-            detail = (done.stderr.strip().splitlines() or [""])[-1]
-            raise PasswordError(f"{what}: password_command exited with {done.returncode}"
-                                + (f": {detail}" if detail else ""))
-        lines = done.stdout.splitlines()
-        if not lines or not lines[0]:
-            raise PasswordError(f"{what}: password_command printed nothing")
-        return lines[0]
+            return secret_from_command(password_command, "password_command")
+        except CredentialError as error:
+            raise PasswordError(f"{what}: {error}") from None
     raise PasswordError(f"{what}: give password_env or password_command")
 
 
