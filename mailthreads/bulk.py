@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
 
 from .config import Config
 from .ingest import Context, Envelope, Outcome, Pipeline, analyze_or_reason, sha256_of
@@ -52,11 +54,25 @@ _worker_config: Config | None = None
 def _init_worker(config: Config) -> None:
     global _worker_config
     _worker_config = config
+    # Ctrl-C is the parent's to handle (it stops the pool); workers printing their own
+    # KeyboardInterrupt tracebacks would only bury its message.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def analysis_pool(config: Config, workers: int) -> Pool:
+    """Worker processes that analyse raw messages under ``config``: ``analyze_in_worker``."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(workers, initializer=_init_worker,
+                                                    initargs=(config,))
+
+
+def analyze_in_worker(raw: bytes) -> Analysis | str:
+    assert _worker_config is not None, "only inside an analysis_pool worker"
+    return analyze_or_reason(raw, _worker_config, None)
 
 
 def _analyze_chunk(raws: list[bytes]) -> list[tuple[str, Analysis | str]]:
-    assert _worker_config is not None
-    return [(sha256_of(raw), analyze_or_reason(raw, _worker_config, None)) for raw in raws]
+    return [(sha256_of(raw), analyze_in_worker(raw)) for raw in raws]
 
 
 def _joined(chunk: list[Job], analysed: list[tuple[str, Analysis | str]]) -> list[Result]:
@@ -78,13 +94,11 @@ def _chunks(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
 def _analysed(items: Iterable[Job], config: Config, workers: int,
               expected: int | None) -> Iterator[Result]:
     if workers <= 1 or (expected is not None and expected < POOL_THRESHOLD):
-        _init_worker(config)
         for chunk in _chunks(items, CHUNK_SIZE):
-            yield from _joined(chunk, _analyze_chunk([raw for _, raw in chunk]))
+            yield from _joined(chunk, [(sha256_of(raw), analyze_or_reason(raw, config, None))
+                                       for _, raw in chunk])
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+    with analysis_pool(config, workers) as pool:
         # The raw bytes stay here too: only the analysis travels back from the workers.
         in_flight: deque = deque()
         for chunk in _chunks(items, CHUNK_SIZE):

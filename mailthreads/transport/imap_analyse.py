@@ -8,32 +8,16 @@ usual case of a scheduled or live poll, stay in this process: a pool costs more 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from multiprocessing.pool import Pool
 
+from ..bulk import analysis_pool, analyze_in_worker
 from ..config import Config
 from ..ingest import analyze_or_reason
 from ..mail.analysis import Analysis
 
 POOL_THRESHOLD = 64
 CHUNK = 8
-
-_worker_config: Config | None = None
-
-
-def _init(config: Config) -> None:
-    global _worker_config
-    _worker_config = config
-    # Ctrl-C is the poller's to handle (it stops the pool); workers printing their own
-    # KeyboardInterrupt tracebacks would only bury its message.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _analyse(raw: bytes) -> Analysis | str:
-    assert _worker_config is not None
-    return analyze_or_reason(raw, _worker_config, None)
 
 
 class Analyser:
@@ -49,10 +33,8 @@ class Analyser:
         if self.workers <= 1 or len(raws) < POOL_THRESHOLD:
             return [analyze_or_reason(raw, self.config, None) for raw in raws]
         if self._pool is None:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = multiprocessing.get_context(method).Pool(
-                self.workers, initializer=_init, initargs=(self.config,))
-        return self._pool.map(_analyse, raws, chunksize=CHUNK)
+            self._pool = analysis_pool(self.config, self.workers)
+        return self._pool.map(analyze_in_worker, raws, chunksize=CHUNK)
 
     def close(self) -> None:
         if self._pool is not None:
