@@ -399,15 +399,18 @@ class Pipeline:
             self.conn.commit()
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
-                analysis: Analysis | str, *, origin: str | None = None) -> Outcome:
-        """File one received message. ``analysis`` is the reason text when parsing failed."""
+                analysis: Analysis | str, *, origin: str | None = None,
+                decided: Plan | None = None) -> Outcome:
+        """File one received message. ``analysis`` is the reason text when parsing failed;
+        ``decided`` a plan the caller already made for it in this transaction."""
         if isinstance(analysis, str):
             if not store.quarantined_with_reason(self.conn, sha256, analysis):
                 store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
                                      None, None)
             store.finish_delivery(self.conn, delivery_id, "quarantined", None)
             return Outcome("quarantined", reasons=(analysis,), origin=origin)
-        decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        if decided is None:
+            decided = plan(self.conn, self.config, analysis, context, self.unrouted)
         if decided.status == "store":
             decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
         elif decided.status == "quarantine" and not store.quarantined_with_reason(

@@ -26,7 +26,7 @@ from imapclient import exceptions as imap_exceptions
 
 from .. import store
 from ..config import Config, ImapAccount
-from ..ingest import Context, Envelope, Outcome, Pipeline, analyze_or_reason, plan
+from ..ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
 from ..mail.analysis import Analysis
 from ..mail.routing import parse_reply_address
 from .imap import (
@@ -40,6 +40,7 @@ from .imap import (
 from .imap_analyse import Analyser
 
 SOURCE = "imap"
+_CONTEXT = Context(SOURCE, Envelope(), None)
 # A batch is one FETCH and one commit: big enough that a commit (an fsync) is rare, small
 # enough that a kill costs little work and memory stays bounded.
 BATCH_MESSAGES = 200
@@ -269,11 +270,19 @@ class FolderSync:
     def _file(self, raw: bytes, analysis: Analysis | str, origin: str,
               role: str) -> Outcome | None:
         """File one message in the pipeline, or return None when it is not for mailthreads."""
-        context = Context(SOURCE, Envelope(), None)
-        if not self._for_us(raw, analysis, role):
-            return None
+        decided = None
+        if isinstance(analysis, str):
+            if not self._for_us(raw, analysis, role):
+                return None
+        else:
+            # The plan that says the message is for us is the one it is filed by: receiving
+            # the raw bytes first changes nothing that planning reads.
+            decided = self._plan_if_for_us(analysis, role)
+            if decided is None:
+                return None
         delivery_id, sha256 = self.pipeline.receive(raw, SOURCE, origin=origin, commit=False)
-        return self.pipeline.process(delivery_id, sha256, raw, context, analysis, origin=origin)
+        return self.pipeline.process(delivery_id, sha256, raw, _CONTEXT, analysis,
+                                     origin=origin, decided=decided)
 
     def _for_us(self, raw: bytes, analysis: Analysis | str, role: str) -> bool:
         if isinstance(analysis, str):
@@ -281,12 +290,16 @@ class FolderSync:
             # header alone, and keep it (quarantined, with the reason) when that says it is
             # for mailthreads.
             return role == "inbox" and self._header_for_us(raw)
-        decided = plan(self.conn, self.config, analysis, Context(SOURCE, Envelope(), None),
-                       unrouted="ignore")
+        return self._plan_if_for_us(analysis, role) is not None
+
+    def _plan_if_for_us(self, analysis: Analysis, role: str) -> Plan | None:
+        decided = plan(self.conn, self.config, analysis, _CONTEXT, unrouted="ignore")
         if role == "sent":
             # The author's Sent folder: their answers that join a discussion, nothing else.
-            return decided.direction == "out" and decided.status in {"store", "duplicate"}
-        return decided.status != "ignore"
+            wanted = decided.direction == "out" and decided.status in {"store", "duplicate"}
+        else:
+            wanted = decided.status != "ignore"
+        return decided if wanted else None
 
     def _header_for_us(self, raw: bytes) -> bool:
         match = _HEADER_END.search(raw, 0, self.config.limits.max_header_size + 4)
