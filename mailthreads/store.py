@@ -145,6 +145,15 @@ def upsert_post(
     return "updated"
 
 
+def add_post_alias(conn: sqlite3.Connection, post_id: int, alias: str) -> None:
+    """Let mail to ``alias`` reach the post too (its own slug stays)."""
+    conn.execute(
+        "UPDATE posts SET aliases = json_insert(COALESCE(aliases, '[]'), '$[#]', ?) "
+        "WHERE id = ? AND NOT EXISTS (SELECT 1 FROM json_each(posts.aliases) WHERE value = ?)",
+        (alias, post_id, alias),
+    )
+
+
 def set_post_closed(conn: sqlite3.Connection, slug: str, closed: bool) -> None:
     post = post_by_slug(conn, slug)
     if post is None:
