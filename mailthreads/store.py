@@ -255,8 +255,9 @@ def file_in_thread(conn: sqlite3.Connection, thread_id: int, *, kind: str, direc
     ).fetchone()
     if kind != "reply":
         # Machine mail only dates a thread that has no discussion yet.
-        if count == 0 and (last_activity is None or date > last_activity):
-            conn.execute("UPDATE threads SET last_activity = ? WHERE id = ?", (date, thread_id))
+        if count == 0 and (last_activity is None or received_at > last_activity):
+            conn.execute("UPDATE threads SET last_activity = ? WHERE id = ?",
+                         (received_at, thread_id))
         return
     if state == "archived" and direction == "in":
         refresh_thread(conn, thread_id, new_reply=True)  # rare: recompute from scratch
@@ -268,7 +269,7 @@ def file_in_thread(conn: sqlite3.Connection, thread_id: int, *, kind: str, direc
         """UPDATE threads SET message_count = message_count + 1, unread = unread + ?,
                   last_activity = ?, last_reply_at = ?, state = ? WHERE id = ?""",
         (int(direction == "in" and not is_read),
-         date if count == 0 else max(last_activity or date, date),
+         received_at if count == 0 else max(last_activity or received_at, received_at),
          written if last_reply_at is None else max(last_reply_at, written), state, thread_id),
     )
 
@@ -282,12 +283,14 @@ def refresh_thread(conn: sqlite3.Connection, thread_id: int, *, new_reply: bool)
     stats = conn.execute(
         """SELECT COUNT(*) AS human,
                   COALESCE(SUM(direction = 'in' AND is_read = 0), 0) AS unread,
-                  MAX(date) AS last_activity,
+                  MAX(received_at) AS last_activity,
                   MAX(MIN(date, received_at)) AS last_reply_at
            FROM messages WHERE thread_id = ? AND kind = 'reply'""",
         (thread_id,),
     ).fetchone()
-    last_any = _one(conn, "SELECT MAX(date) FROM messages WHERE thread_id = ?", (thread_id,))
+    # Activity is arrival, never the sender's clock (a Date in 2099 would stay on top forever).
+    last_any = _one(conn, "SELECT MAX(received_at) FROM messages WHERE thread_id = ?",
+                    (thread_id,))
     # "Last" by Date, but never later than arrival: a sender whose clock runs ahead (or who
     # forges a Date in 2099) must not keep a thread needing a reply after it was answered.
     last_direction = _one(
