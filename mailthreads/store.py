@@ -613,6 +613,17 @@ def conversation_root(conn: sqlite3.Connection, message_id: str) -> str:
 
 def add_quarantine(conn: sqlite3.Connection, sha256: str, delivery_id: int | None, reason: str,
                    source: str, subject: str | None, from_address: str | None) -> int:
+    """Quarantine raw bytes: one entry per message, whose id and date stay when it is
+    quarantined again (released, or received once more); only the reason is brought up to date.
+    """
+    existing = _one(conn, "SELECT MIN(id) FROM quarantine WHERE raw_sha256 = ?", (sha256,))
+    if existing is not None:
+        conn.execute(
+            """UPDATE quarantine SET reason = ?, subject = COALESCE(?, subject),
+                      from_address = COALESCE(?, from_address) WHERE id = ?""",
+            (reason, subject, from_address, existing),
+        )
+        return int(existing)
     cursor = conn.execute(
         """INSERT INTO quarantine (raw_sha256, delivery_id, reason, source, subject,
                                    from_address, created_at)
@@ -649,6 +660,11 @@ def get_quarantine(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
     if entry is None:
         raise NotFound(f"no quarantine entry {entry_id}")
     return entry
+
+
+def resolve_quarantine(conn: sqlite3.Connection, sha256: str) -> None:
+    """The message in these raw bytes is stored now: its entries leave the quarantine."""
+    conn.execute("DELETE FROM quarantine WHERE raw_sha256 = ?", (sha256,))
 
 
 def remove_quarantine_entry(conn: sqlite3.Connection, entry_id: int) -> None:
