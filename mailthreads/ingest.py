@@ -404,17 +404,17 @@ class Pipeline:
         """File one received message. ``analysis`` is the reason text when parsing failed;
         ``decided`` a plan the caller already made for it in this transaction."""
         if isinstance(analysis, str):
-            if not store.quarantined_with_reason(self.conn, sha256, analysis):
-                store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
-                                     None, None)
+            store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
+                                 None, None)
             store.finish_delivery(self.conn, delivery_id, "quarantined", None)
             return Outcome("quarantined", reasons=(analysis,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
         if decided.status == "store":
             decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
-        elif decided.status == "quarantine" and not store.quarantined_with_reason(
-                self.conn, sha256, decided.reasons[-1]):
+        if decided.status in ("store", "duplicate"):
+            store.resolve_quarantine(self.conn, sha256)
+        elif decided.status == "quarantine":
             store.add_quarantine(self.conn, sha256, delivery_id, decided.reasons[-1],
                                  context.source, analysis.subject, analysis.from_address)
         store.finish_delivery(self.conn, delivery_id, decided.outcome_status,

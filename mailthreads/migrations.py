@@ -227,3 +227,15 @@ def apply(db: Database) -> None:
 
     migrations.apply(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@migrations()
+def m002_arrival_order(db: Database) -> None:
+    """``threads.last_activity`` is when the newest message arrived, not its Date header."""
+    db.execute(
+        """UPDATE threads SET last_activity = COALESCE(
+               (SELECT MAX(received_at) FROM messages
+                 WHERE messages.thread_id = threads.id AND kind = 'reply'),
+               (SELECT MAX(received_at) FROM messages WHERE messages.thread_id = threads.id),
+               last_activity)"""
+    )

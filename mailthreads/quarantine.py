@@ -12,11 +12,10 @@ from .ingest import Envelope, Outcome, Pipeline
 
 def release(conn: sqlite3.Connection, config: Config, entry_id: int,
             post_hint: str | None = None) -> Outcome:
-    """The entry leaves the quarantine; if the message fails again it gets a new entry with
-    the new reason, in the same transaction, so nothing is lost either way."""
+    """Stored (or found stored already), the message leaves the quarantine; failing again, it
+    keeps its entry, id and date, with the new reason. One transaction either way."""
     entry = store.get_quarantine(conn, entry_id)
     envelope = Envelope(entry["envelope_from"], tuple(json.loads(entry["envelope_to"] or "[]")))
-    store.remove_quarantine_entry(conn, entry_id)
     return Pipeline(conn, config).accept(
         entry["raw"], entry["source"] or "file", envelope, origin=f"quarantine {entry_id}",
         post_hint=post_hint or entry["post_hint"])

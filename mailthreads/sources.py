@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 _MBOX_FROM = re.compile(rb"^From \S*")
 _QUOTED_FROM = re.compile(rb"^>+From ")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+# Blank lines before the headers, as some exports write them: not part of the message (a parser
+# would take the first one for the end of an empty header block).
+_LEADING_BLANK_LINES = re.compile(rb"^(?:[ \t]*\r?\n)+")
 
 
 class SourceError(Exception):
@@ -37,13 +40,17 @@ def classify_path(path: Path) -> Source:
             return Source(path, "maildir")
         return Source(path, "directory")
     with path.open("rb") as handle:
-        head = handle.read(4096)
+        head = without_leading_blank_lines(handle.read(4096))
     if head.startswith(b"From "):
         return Source(path, "mbox")
     first_line = head.split(b"\n", 1)[0]
     if _HEADER_LINE.match(first_line) or not head:
         return Source(path, "message")
     raise SourceError(f"{path}: not an email message, an mbox or a maildir")
+
+
+def without_leading_blank_lines(raw: bytes) -> bytes:
+    return _LEADING_BLANK_LINES.sub(b"", raw, count=1)
 
 
 def count_messages(source: Source) -> int | None:
@@ -57,24 +64,29 @@ def count_messages(source: Source) -> int | None:
     return None
 
 
-def read_messages(source: Source) -> Iterator[tuple[str, bytes]]:
+def read_messages(source: Source, on_skip: Callable[[Path, str], None] | None = None,
+                  ) -> Iterator[tuple[str, bytes]]:
+    """The messages of ``source``; ``on_skip(path, reason)`` hears of each file in a directory
+    that is not mail (index files and notes beside the mail: dovecot-uidlist, .txt)."""
     if source.kind == "stdin":
         import sys
 
-        yield "-", sys.stdin.buffer.read()
+        yield "-", without_leading_blank_lines(sys.stdin.buffer.read())
     elif source.kind == "message":
-        yield str(source.path), source.path.read_bytes()
+        yield str(source.path), without_leading_blank_lines(source.path.read_bytes())
     elif source.kind == "maildir":
         for sub in ("new", "cur"):
             for name in _maildir_files(source.path / sub):
                 path = source.path / sub / name
-                yield str(path), path.read_bytes()
+                yield str(path), without_leading_blank_lines(path.read_bytes())
     elif source.kind == "directory":
         for path in _directory_files(source.path):
             try:
                 inner = classify_path(path)
             except SourceError:
-                continue  # index files and notes beside the mail (dovecot-uidlist, .txt)
+                if on_skip:
+                    on_skip(path, "not an email message or an mbox")
+                continue
             if inner.kind in ("mbox", "message"):
                 yield from read_messages(inner)
     elif source.kind == "mbox":
@@ -103,8 +115,12 @@ def _read_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
     """Split an mbox on ``From `` lines (mboxrd: one level of ``>From`` quoting undone)."""
     lines: list[bytes] = []
     number = 0
+    before_first = True
     with path.open("rb") as handle:
         for line in handle:
+            if before_first and not line.strip():
+                continue  # blank lines before the first From line
+            before_first = False
             if _MBOX_FROM.match(line):
                 if lines:
                     number += 1

@@ -145,6 +145,15 @@ def upsert_post(
     return "updated"
 
 
+def add_post_alias(conn: sqlite3.Connection, post_id: int, alias: str) -> None:
+    """Let mail to ``alias`` reach the post too (its own slug stays)."""
+    conn.execute(
+        "UPDATE posts SET aliases = json_insert(COALESCE(aliases, '[]'), '$[#]', ?) "
+        "WHERE id = ? AND NOT EXISTS (SELECT 1 FROM json_each(posts.aliases) WHERE value = ?)",
+        (alias, post_id, alias),
+    )
+
+
 def set_post_closed(conn: sqlite3.Connection, slug: str, closed: bool) -> None:
     post = post_by_slug(conn, slug)
     if post is None:
@@ -246,8 +255,9 @@ def file_in_thread(conn: sqlite3.Connection, thread_id: int, *, kind: str, direc
     ).fetchone()
     if kind != "reply":
         # Machine mail only dates a thread that has no discussion yet.
-        if count == 0 and (last_activity is None or date > last_activity):
-            conn.execute("UPDATE threads SET last_activity = ? WHERE id = ?", (date, thread_id))
+        if count == 0 and (last_activity is None or received_at > last_activity):
+            conn.execute("UPDATE threads SET last_activity = ? WHERE id = ?",
+                         (received_at, thread_id))
         return
     if state == "archived" and direction == "in":
         refresh_thread(conn, thread_id, new_reply=True)  # rare: recompute from scratch
@@ -259,7 +269,7 @@ def file_in_thread(conn: sqlite3.Connection, thread_id: int, *, kind: str, direc
         """UPDATE threads SET message_count = message_count + 1, unread = unread + ?,
                   last_activity = ?, last_reply_at = ?, state = ? WHERE id = ?""",
         (int(direction == "in" and not is_read),
-         date if count == 0 else max(last_activity or date, date),
+         received_at if count == 0 else max(last_activity or received_at, received_at),
          written if last_reply_at is None else max(last_reply_at, written), state, thread_id),
     )
 
@@ -273,12 +283,14 @@ def refresh_thread(conn: sqlite3.Connection, thread_id: int, *, new_reply: bool)
     stats = conn.execute(
         """SELECT COUNT(*) AS human,
                   COALESCE(SUM(direction = 'in' AND is_read = 0), 0) AS unread,
-                  MAX(date) AS last_activity,
+                  MAX(received_at) AS last_activity,
                   MAX(MIN(date, received_at)) AS last_reply_at
            FROM messages WHERE thread_id = ? AND kind = 'reply'""",
         (thread_id,),
     ).fetchone()
-    last_any = _one(conn, "SELECT MAX(date) FROM messages WHERE thread_id = ?", (thread_id,))
+    # Activity is arrival, never the sender's clock (a Date in 2099 would stay on top forever).
+    last_any = _one(conn, "SELECT MAX(received_at) FROM messages WHERE thread_id = ?",
+                    (thread_id,))
     # "Last" by Date, but never later than arrival: a sender whose clock runs ahead (or who
     # forges a Date in 2099) must not keep a thread needing a reply after it was answered.
     last_direction = _one(
@@ -601,6 +613,17 @@ def conversation_root(conn: sqlite3.Connection, message_id: str) -> str:
 
 def add_quarantine(conn: sqlite3.Connection, sha256: str, delivery_id: int | None, reason: str,
                    source: str, subject: str | None, from_address: str | None) -> int:
+    """Quarantine raw bytes: one entry per message, whose id and date stay when it is
+    quarantined again (released, or received once more); only the reason is brought up to date.
+    """
+    existing = _one(conn, "SELECT MIN(id) FROM quarantine WHERE raw_sha256 = ?", (sha256,))
+    if existing is not None:
+        conn.execute(
+            """UPDATE quarantine SET reason = ?, subject = COALESCE(?, subject),
+                      from_address = COALESCE(?, from_address) WHERE id = ?""",
+            (reason, subject, from_address, existing),
+        )
+        return int(existing)
     cursor = conn.execute(
         """INSERT INTO quarantine (raw_sha256, delivery_id, reason, source, subject,
                                    from_address, created_at)
@@ -637,6 +660,11 @@ def get_quarantine(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
     if entry is None:
         raise NotFound(f"no quarantine entry {entry_id}")
     return entry
+
+
+def resolve_quarantine(conn: sqlite3.Connection, sha256: str) -> None:
+    """The message in these raw bytes is stored now: its entries leave the quarantine."""
+    conn.execute("DELETE FROM quarantine WHERE raw_sha256 = ?", (sha256,))
 
 
 def remove_quarantine_entry(conn: sqlite3.Connection, entry_id: int) -> None:

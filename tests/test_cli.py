@@ -191,10 +191,11 @@ def test_posts_sync_from_an_atom_file(env):
 <id>urn:1</id><updated>2026-11-01T00:00:00Z</updated></entry>
 <entry><title>On Typewriters</title><link href="https://blog.example/2026/on-typewriters.html"/>
 <id>urn:2</id><updated>2026-11-02T00:00:00Z</updated></entry></feed>""")
-    results = run_json("posts", "sync", str(feed))
+    results = run_json("posts", "sync", str(feed))["entries"]
     assert [(r["post"], r["result"]) for r in results] == [("why-i-blog", "added"),
                                                            ("on-typewriters", "added")]
-    assert [r["result"] for r in run_json("posts", "sync", str(feed))] == ["unchanged"] * 2
+    again = run_json("posts", "sync", str(feed))["entries"]
+    assert [r["result"] for r in again] == ["unchanged"] * 2
     slugs = {p["slug"]: p for p in run_json("posts", "list")}
     assert slugs["on-typewriters"]["title"] == "On Typewriters"
 

@@ -23,13 +23,16 @@ from .output import chosen_format
               help="Output a JSON object: the summary and every message")
 @click.option("--nl", "as_nl", is_flag=True, help="Output one JSON object per message per line")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Name each file in a directory that was skipped, with the reason")
 @click.pass_obj
 def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: int | None,
-           as_json: bool, as_nl: bool, quiet: bool) -> None:
+           as_json: bool, as_nl: bool, quiet: bool, verbose: bool) -> None:
     """Take in messages from maildirs, mbox files, .eml files or - (standard input).
 
     Each message is stored once (copies are reported as duplicates), filed in its thread, or
-    quarantined with the reason when it cannot be parsed or routed.
+    quarantined with the reason when it cannot be parsed or routed. Files in a directory that
+    are not mail are skipped and counted (-v names them).
 
     \b
     Examples:
@@ -55,9 +58,16 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     counts = [count_messages(source) for source in sources]
     expected = None if None in counts else sum(c or 0 for c in counts)
 
+    skipped: list[dict[str, str]] = []
+
+    def on_skip(path: Path, reason: str) -> None:
+        skipped.append({"path": str(path), "reason": reason})
+        if verbose:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
     def messages():
         for source in sources:
-            yield from read_messages(source)
+            yield from read_messages(source, on_skip)
 
     outcomes: list[dict] = []
 
@@ -86,7 +96,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         raise click.ClickException(f"cannot read: {error}") from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
-              "by_kind": summary.by_kind}
+              "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
         click.echo(json.dumps({"summary": totals, "messages": outcomes}, indent=2,
                               ensure_ascii=False))
@@ -96,9 +106,18 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         machine = sum(n for kind, n in summary.by_kind.items() if kind != "reply")
         if machine:
             line += f" ({machine} of the stored are auto-replies, bounces or reports)"
+        if skipped:
+            line += f"; {_skipped_files(skipped, verbose)}"
         click.echo(line)
         if summary.quarantined:
             click.echo("See them with: mailthreads quarantine list", err=True)
+    elif skipped and fmt == "nl":
+        click.echo(_skipped_files(skipped, verbose), err=True)
+
+
+def _skipped_files(skipped: list[dict[str, str]], verbose: bool) -> str:
+    files = "1 file" if len(skipped) == 1 else f"{len(skipped)} files"
+    return f"{files} skipped, not mail" + ("" if verbose else " (-v names them)")
 
 
 @click.command()
@@ -122,9 +141,11 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain - --json < reply.eml
     """
     from ..ingest import Context, Envelope, analyze_or_reason, plan
+    from ..sources import without_leading_blank_lines
 
     try:
-        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        raw = without_leading_blank_lines(
+            sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes())
     except OSError as error:
         raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
     config = app.config

@@ -175,36 +175,45 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
 
 @posts.command(name="sync")
 @click.argument("feed")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.option("--json", "as_json", is_flag=True,
+              help="Output a JSON object: the summary and every entry")
 @click.pass_obj
 def posts_sync(app: App, feed: str, as_json: bool) -> None:
     """Add or update posts from an RSS or Atom feed (a URL or a file).
 
-    The slug is the last part of each entry's link path.
+    The slug is the last meaningful part of each entry's link (index.html and final slashes
+    ignored), transliterated to ASCII, or the title when the link has no path. A post already
+    known by its URL keeps its slug and reply address. Two entries never share a slug: the
+    second gets -2. Every entry not added says why.
 
     \b
     Examples:
         mailthreads posts sync https://blog.example/feed.xml
-        mailthreads posts sync ./public/atom.xml
+        mailthreads posts sync ./public/atom.xml --json
     """
-    from .. import feeds, store
+    from .. import feeds
 
     try:
         entries = feeds.read_feed(feed)
     except feeds.FeedError as error:
         raise click.ClickException(str(error)) from None
     db = app.database()
-    results = []
     with db.conn:
-        for entry in entries:
-            results.append({"post": entry.slug, "title": entry.title, "url": entry.url,
-                            "result": store.upsert_post(db.conn, entry.slug, entry.title,
-                                                        entry.url)})
+        results = feeds.sync_posts(db.conn, entries)
+    counts = {kind: sum(r.result == kind for r in results)
+              for kind in ("added", "updated", "unchanged", "skipped")}
+    renamed = sum(r.renamed for r in results)
     if as_json:
-        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        summary = {"entries": len(results), **counts, "renamed": renamed}
+        click.echo(json.dumps({"summary": summary, "entries": [r.as_dict() for r in results]},
+                              indent=2, ensure_ascii=False))
         return
     for row in results:
-        click.echo(f"{row['result']:9}  {row['post']}  {row['title'] or ''}")
-    counts = {k: sum(r["result"] == k for r in results) for k in ("added", "updated", "unchanged")}
-    click.echo(f"{len(results)} posts in feed: {counts['added']} added, {counts['updated']} "
-               f"updated, {counts['unchanged']} unchanged")
+        click.echo(f"{row.result:9}  {row.post or '#' + str(row.entry)}  {row.title or ''}")
+        if row.note:
+            click.echo(f"           {row.note}")
+    line = (f"{len(results)} entries in feed: {counts['added']} added, {counts['updated']} "
+            f"updated, {counts['unchanged']} unchanged, {counts['skipped']} skipped")
+    if renamed:
+        line += f"; {renamed} added with -2 (or -3...) because their slug was taken"
+    click.echo(line)

@@ -76,7 +76,9 @@ def quarantine_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
 def quarantine_release(app: App, entry_ids: tuple[int, ...], post_hint: str | None) -> None:
     """Run quarantined messages through the pipeline again (after a fix, or with --post).
 
-    Released messages leave the quarantine; one that fails again stays, with the new reason.
+    Released messages leave the quarantine; one that fails again stays under the same id and
+    date, with the new reason. (A message stored later by any other way, such as ingesting it
+    again after `posts reopen`, leaves the quarantine too.)
 
     \b
     Examples:
