@@ -222,6 +222,18 @@ def m001_initial(db: Database) -> None:
     db["outbox"].create_index(["status"])
 
 
+@migrations()
+def m002_identity_review(db: Database) -> None:
+    # A thread started by mail that claimed to be another correspondent's (their signed
+    # address, or an answer to the author's message to them) from an address not theirs: held
+    # for the author's "same person?" decision, which clears it (``correspondents merge`` or
+    # ``separate``). ALTER TABLE keeps the table as it is, unlike a sqlite-utils transform.
+    db.execute("ALTER TABLE threads ADD COLUMN possibly_same_as INTEGER "
+               "REFERENCES correspondents(id)")
+    db.execute("CREATE INDEX idx_threads_possibly_same_as ON threads (possibly_same_as) "
+               "WHERE possibly_same_as IS NOT NULL")
+
+
 def apply(db: Database) -> None:
     from .db import SCHEMA_VERSION
 

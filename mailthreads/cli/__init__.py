@@ -31,6 +31,7 @@ COMMANDS = {
     "poll": "poll:poll",
     "reply": "answer:reply",
     "outbox": "answer:outbox",
+    "correspondents": "correspondents:correspondents",
 }
 
 

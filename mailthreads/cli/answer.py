@@ -138,15 +138,20 @@ def _sender_name(app: App, message: dict[str, Any]) -> str:
 
 def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
     from ..mail import compose
+    from .review import pending_decision
 
     to = f"{draft.to_name} <{draft.to_address}>" if draft.to_name else draft.to_address
-    return [
+    notes = [
         f"Thread {thread['id']} · {thread['post']} · {thread['state'].replace('_', ' ')}",
         f"To:       {to}",
         f"Subject:  {compose.reply_subject(draft.subject)}",
         f"Reply-To: {draft.reply_to}",
         "          (signed for this thread: their next reply comes back here)",
     ]
+    if pending_decision(thread):
+        notes.append(f"Not confirmed as the {pending_decision(thread)} This answer goes to "
+                     f"{draft.to_address} only.")
+    return notes
 
 
 def _report(result: Any) -> None:
