@@ -126,7 +126,7 @@ def test_merge_files_the_new_address_and_its_thread_into_janes(site):
                                   message_id="<jane2@work.example>",
                                   body="From my work address.\n"), -60))["thread"]
     assert work != jane
-    assert [row["id"] for row in site.json("correspondents", "pending")] == [work]
+    assert [(row["class"], row["id"]) for row in site.json("review")] == [("same_person", work)]
 
     merged = site.json("correspondents", "merge", str(work))
     assert merged == {"thread": work, "correspondent": 1, "addresses": ["jane@work.example"],
@@ -137,7 +137,7 @@ def test_merge_files_the_new_address_and_its_thread_into_janes(site):
     assert (thread["messages"], thread["unread"], thread["state"]) == (2, 2, "needs_reply")
     assert [m["from_address"] for m in site.json("show", str(jane))["messages"]] == [
         "jane@example.com", "jane@work.example"]
-    assert site.json("correspondents", "pending") == []
+    assert site.json("review") == []
     site.run("show", str(work), code=1)
 
     # Confirmed: her next mail from work goes straight to her thread, and the answer goes to
@@ -154,7 +154,7 @@ def test_separate_keeps_them_apart_for_good(site):
     assert out == (f"Thread {stranger} stays apart: stranger@evil.example is not Jane Reader "
                    "<jane@example.com>.\n")
     assert site.json("show", str(stranger))["pending_decision"] is None
-    assert site.json("correspondents", "pending") == []
+    assert site.json("review") == []
     again = site.ingest(message(sender=STRANGER, to=signed, message_id="<s3@evil.example>",
                                 minutes=30))
     assert again["thread"] == stranger
@@ -171,7 +171,7 @@ def test_decisions_are_refused_for_threads_that_wait_for_none(site):
         result = site.run("correspondents", verb, str(jane), code=1)
         assert result.output.strip() == (
             f"Error: thread {jane} is not waiting for a same-person decision: see "
-            "'mailthreads correspondents pending'")
+            "'mailthreads review'")
         result = site.run("correspondents", verb, "99", code=1)
         assert result.output.strip() == \
             "Error: no thread 99: see 'mailthreads threads --all'"
@@ -191,14 +191,23 @@ def test_a_stranger_through_the_smtp_listener_is_kept_apart_until_separated(site
                                               message_id="<s1@evil.example>"))
             assert refused == {}
         wait_filed(database, 2)
-    [row] = site.json("correspondents", "pending")
-    stranger = row["id"]
+    # One review queue: the stranger's thread, next to what the quarantine holds.
+    forged = site.ingest(message(sender=STRANGER, message_id="<s0@evil.example>",
+                                 to=f"reply+why-i-blog.{'a' * 26}@blog.example"))
+    assert forged["status"] == "quarantined"
+    queue = {row["class"]: row for row in site.json("review")}
+    assert sorted(queue) == ["quarantine", "same_person"]
+    assert "does not verify" in queue["quarantine"]["reason"]
+    stranger = queue["same_person"]["id"]
     assert stranger != jane
-    assert row["pending_decision"] == "same person as Jane Reader <jane@example.com>?"
+    assert queue["same_person"]["from_address"] == "stranger@evil.example"
+    assert queue["same_person"]["reason"] == "same person as Jane Reader <jane@example.com>?"
+    assert queue["same_person"]["decide"] == \
+        f"mailthreads correspondents merge {stranger} (or separate)"
     assert addresses_by_correspondent(site)[1] == ["jane@example.com"]
     assert recipient(site, jane) == ("Jane Reader", "jane@example.com")
     assert recipient(site, stranger) == ("Jane (really)", "stranger@evil.example")
     site.run("correspondents", "separate", str(stranger))
-    assert site.json("correspondents", "pending") == []
+    assert [row["class"] for row in site.json("review")] == ["quarantine"]
     assert addresses_by_correspondent(site) == {1: ["jane@example.com"],
                                                 2: ["stranger@evil.example"]}

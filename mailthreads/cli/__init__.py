@@ -26,6 +26,7 @@ COMMANDS = {
     "unarchive": "review:unarchive",
     "search": "review:search",
     "stats": "review:stats",
+    "review": "review:review",
     "quarantine": "quarantine:quarantine",
     "serve": "serve:serve",
     "poll": "poll:poll",

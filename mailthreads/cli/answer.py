@@ -53,8 +53,8 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     Opens $VISUAL or $EDITOR on a template, as 'git commit' does: write above the quoted
     message; lines starting with '#' are dropped; an empty answer sends nothing. The answer is
     committed to the outbox, then sent through the [outgoing] relay. Its Reply-To is the
-    thread's signed address, so the correspondent's next reply comes back to this thread,
-    whatever address they write from.
+    thread's signed address, so the correspondent's next reply comes back to this thread (from
+    an address not yet theirs, it waits for your 'same person?' decision: see 'review').
 
     If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it)
     and the exit status is 75.

@@ -3,7 +3,8 @@
 Mail that claims a correspondent's thread (their signed reply address, or an answer to your
 message to them) from an address that is not theirs starts a thread of its own, marked "same
 person as Jane <jane@…>?". Nothing is merged until you say so: ``merge`` makes the two one
-person for good, ``separate`` keeps them apart and clears the mark.
+person for good, ``separate`` keeps them apart and clears the mark. ``mailthreads review``
+lists these threads together with the quarantine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import click
 
 from .app import App
 from .output import chosen_format, emit, output_options
-from .review import pending_decision, person
+from .review import person
 
 
 @click.group(invoke_without_command=True)
@@ -26,7 +27,6 @@ def correspondents(ctx: click.Context) -> None:
     \b
     Examples:
         mailthreads correspondents
-        mailthreads correspondents pending
         mailthreads correspondents merge 5
     """
     if ctx.invoked_subcommand is None:
@@ -49,28 +49,6 @@ def correspondents_list(app: App, as_json: bool = False, as_nl: bool = False,
 
     emit(store.list_correspondents(app.reader()), chosen_format(as_json, as_nl, as_csv),
          ["id", "name", "addresses", "threads", "created_at"], empty="No correspondents yet.")
-
-
-@correspondents.command(name="pending")
-@output_options
-@click.pass_obj
-def correspondents_pending(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
-    """List threads waiting for your "same person?" decision.
-
-    \b
-    Examples:
-        mailthreads correspondents pending
-        mailthreads correspondents pending --json
-    """
-    from .. import store
-
-    rows = store.threads_awaiting_identity(app.reader())
-    for row in rows:
-        row["pending_decision"] = pending_decision(row)
-    emit(rows, chosen_format(as_json, as_nl, as_csv),
-         ["id", "post", "correspondent_address", "pending_decision", "messages",
-          "last_activity"],
-         empty="No thread is waiting for a same-person decision.")
 
 
 @correspondents.command(name="merge")
@@ -150,5 +128,5 @@ def _awaiting(conn: Any, thread_id: int) -> dict[str, Any]:
         raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
     if thread["possibly_same_as"] is None:
         raise click.ClickException(f"thread {thread_id} is not waiting for a same-person "
-                                   "decision: see 'mailthreads correspondents pending'")
+                                   "decision: see 'mailthreads review'")
     return thread

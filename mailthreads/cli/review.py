@@ -1,4 +1,5 @@
-"""Reading discussions: ``threads``, ``show``, ``archive``, ``search``, ``stats``.
+"""Reading discussions: ``threads``, ``show``, ``archive``, ``search``, ``stats``, and
+``review``: everything that waits for the author's decision, in one list.
 
 These are the commands people run all day, so they use the plain sqlite3 read path.
 """
@@ -100,6 +101,40 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         for row in rows:
             if row["pending_decision"]:
                 click.echo(decision_hint(row), err=True)
+
+
+@click.command()
+@output_options
+@click.pass_obj
+def review(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """List everything waiting for your decision, oldest first, with the commands that decide.
+
+    Two classes: 'quarantine' (a message that could not be parsed or routed: release or delete
+    it) and 'same_person' (a thread started from a new address that claimed to be another
+    correspondent: merge or separate it).
+
+    \b
+    Examples:
+        mailthreads review
+        mailthreads review --json
+    """
+    from .. import store
+
+    conn = app.reader()
+    rows = [{"class": "quarantine", "id": entry["id"], "from_address": entry["from_address"],
+             "subject": entry["subject"], "reason": entry["reason"],
+             "since": entry["created_at"],
+             "decide": f"mailthreads quarantine release {entry['id']} (or delete)"}
+            for entry in store.list_quarantine(conn)]
+    rows += [{"class": "same_person", "id": thread["id"],
+              "from_address": thread["correspondent_address"], "subject": thread["subject"],
+              "reason": pending_decision(thread), "since": thread["created_at"],
+              "decide": f"mailthreads correspondents merge {thread['id']} (or separate)"}
+             for thread in store.threads_awaiting_identity(conn)]
+    rows.sort(key=lambda row: (row["since"] or "", row["class"], row["id"]))
+    emit(rows, chosen_format(as_json, as_nl, as_csv),
+         ["class", "id", "since", "from_address", "subject", "reason", "decide"],
+         empty="Nothing waits for your decision.")
 
 
 @click.command()
