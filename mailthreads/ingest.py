@@ -201,7 +201,7 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
     claimed: int | None = None
     token = route.reply_address.token if route else None
     if token and result.post_id is not None and result.direction == "in":
-        thread = _thread_for_token(conn, config, result.post_id, result.post_slug or "", token)
+        thread = _signed_thread(conn, config, result.post_id, result.post_slug or "", token)
         if thread is None:
             _quarantine(result, f"reply token in {route.reply_address.address} does not verify")
             return
@@ -369,7 +369,27 @@ def thread_for_token(conn: sqlite3.Connection, config: Config, post_slug: str,
     post = store.post_by_slug(conn, post_slug)
     if post is None:
         return None
-    return _thread_for_token(conn, config, post["id"], post["slug"], token)
+    return _signed_thread(conn, config, post["id"], post["slug"], token)
+
+
+def _signed_thread(conn: sqlite3.Connection, config: Config, post_id: int, slug: str,
+                   token: str) -> dict[str, Any] | None:
+    return _thread_for_token(conn, config, post_id, slug, token) \
+        or _thread_for_merged_token(conn, config, post_id, slug, token)
+
+
+def _thread_for_merged_token(conn: sqlite3.Connection, config: Config, post_id: int, slug: str,
+                             token: str) -> dict[str, Any] | None:
+    """A token signed for a correspondent since merged into another (``correspondents merge``)
+    names that person's thread about the post: answers sent before the merge keep working."""
+    secret = config.secret
+    if not secret:
+        return None
+    for merged, into in store.merged_correspondents(conn):
+        if token_matches(secret, slug, merged, token):
+            thread_id = store.existing_thread(conn, post_id, into)
+            return None if thread_id is None else {"id": thread_id, "correspondent_id": into}
+    return None
 
 
 def _quarantine(result: Plan, reason: str) -> bool:

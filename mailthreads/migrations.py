@@ -232,6 +232,10 @@ def m002_identity_review(db: Database) -> None:
                "REFERENCES correspondents(id)")
     db.execute("CREATE INDEX idx_threads_possibly_same_as ON threads (possibly_same_as) "
                "WHERE possibly_same_as IS NOT NULL")
+    # A correspondent merged into another stays as a row pointing at them: tokens signed for
+    # its id keep naming the person's threads, and the id is never reused for someone new.
+    db.execute("ALTER TABLE correspondents ADD COLUMN merged_into INTEGER "
+               "REFERENCES correspondents(id)")
 
 
 def apply(db: Database) -> None:

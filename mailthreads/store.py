@@ -230,7 +230,7 @@ def list_correspondents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                   (SELECT COUNT(*) FROM threads WHERE correspondent_id = correspondents.id
                       AND message_count > 0) AS threads,
                   correspondents.created_at
-           FROM correspondents ORDER BY correspondents.id"""
+           FROM correspondents WHERE merged_into IS NULL ORDER BY correspondents.id"""
     ))
     for row in rows:
         row["addresses"] = json.loads(row["addresses"])
@@ -268,8 +268,17 @@ def merge_correspondent(conn: sqlite3.Connection, absorbed_id: int, into_id: int
                  (into_id, absorbed_id))
     conn.execute("UPDATE threads SET possibly_same_as = NULL "
                  "WHERE correspondent_id = possibly_same_as")
-    conn.execute("DELETE FROM correspondents WHERE id = ?", (absorbed_id,))
+    # The row stays, pointing at the person: signed addresses handed out for it still name
+    # their thread, and its id is never given to someone new (tokens sign ids).
+    conn.execute("UPDATE correspondents SET merged_into = ? WHERE id = ? OR merged_into = ?",
+                 (into_id, absorbed_id, absorbed_id))
     return joined
+
+
+def merged_correspondents(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """(merged id, the correspondent it is now) for every merged correspondent."""
+    return [(row[0], row[1]) for row in conn.execute(
+        "SELECT id, merged_into FROM correspondents WHERE merged_into IS NOT NULL ORDER BY id")]
 
 
 # Threads ------------------------------------------------------------------------------------
@@ -783,7 +792,8 @@ def save_imap_checkpoint(conn: sqlite3.Connection, account: str, folder: str,
 def stats(conn: sqlite3.Connection) -> dict[str, Any]:
     counts = {
         "posts": _one(conn, "SELECT COUNT(*) FROM posts"),
-        "correspondents": _one(conn, "SELECT COUNT(*) FROM correspondents"),
+        "correspondents": _one(conn, "SELECT COUNT(*) FROM correspondents "
+                               "WHERE merged_into IS NULL"),
         "threads": _one(conn, "SELECT COUNT(*) FROM threads WHERE message_count > 0"),
         "messages": _one(conn, "SELECT COUNT(*) FROM messages"),
         "raw_messages": _one(conn, "SELECT COUNT(*) FROM raw_messages"),

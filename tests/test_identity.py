@@ -127,6 +127,7 @@ def test_merge_files_the_new_address_and_its_thread_into_janes(site):
                                   body="From my work address.\n"), -60))["thread"]
     assert work != jane
     assert [(row["class"], row["id"]) for row in site.json("review")] == [("same_person", work)]
+    signed_for_work = signed_address(site, work)  # in an answer sent before the decision
 
     merged = site.json("correspondents", "merge", str(work))
     assert merged == {"thread": work, "correspondent": 1, "addresses": ["jane@work.example"],
@@ -146,6 +147,12 @@ def test_merge_files_the_new_address_and_its_thread_into_janes(site):
                                    message_id="<jane3@work.example>"), -30))
     assert later["thread"] == jane
     assert recipient(site, jane) == ("", "jane@work.example")
+    # The signed address of the thread merged away still reaches her thread.
+    answer_to_old = site.ingest(at(message(sender="jane@work.example", to=signed_for_work,
+                                           message_id="<jane4@work.example>"), -20))
+    assert (answer_to_old["status"], answer_to_old["thread"]) == ("stored", jane)
+    assert [row["addresses"] for row in site.json("correspondents", "list")] == [
+        ["jane@example.com", "jane@work.example"]]
 
 
 def test_separate_keeps_them_apart_for_good(site):
