@@ -212,9 +212,9 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
             result.reasons.append(f"signed address: thread {thread['id']}")
             return
         claimed = thread["correspondent_id"]
-        result.reasons.append(f"signed address of thread {thread['id']}, but "
-                              f"{analysis.from_address or 'no sender'} is not an address of "
-                              "its correspondent: kept apart until you confirm")
+        result.reasons.append(f"signed address of thread {thread['id']}, but the sender "
+                              f"{analysis.from_address or '(none)'} is not an address of its "
+                              "correspondent: kept apart until you confirm")
 
     if claimed is None and related is not None and related["thread_id"] is not None:
         if analysis.kind in MACHINE_KINDS or result.direction == "out" or (
@@ -226,8 +226,9 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
         if related["direction"] == "out" and related["post_id"] == result.post_id:
             claimed = store.get_thread(conn, related["thread_id"])["correspondent_id"]
             result.reasons.append(f"answers <{related['message_id']}> in thread "
-                                  f"{related['thread_id']}, but {analysis.from_address} is not "
-                                  "an address of its correspondent: kept apart until you confirm")
+                                  f"{related['thread_id']}, but the sender {analysis.from_address} "
+                                  "is not an address of its correspondent: kept apart until you "
+                                  "confirm")
 
     if result.direction == "out":
         counterpart = _first_counterpart(config, analysis)

@@ -22,12 +22,16 @@ from .review import person
 @click.group(invoke_without_command=True)
 @click.pass_context
 def correspondents(ctx: click.Context) -> None:
-    """The people who write to you; alone, the same as 'correspondents list'.
+    """The people who write to you, and your "same person?" decisions about new addresses.
+
+    Alone, the same as 'correspondents list'. 'mailthreads review' lists the threads that wait
+    for a decision.
 
     \b
     Examples:
         mailthreads correspondents
         mailthreads correspondents merge 5
+        mailthreads correspondents separate 6
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(correspondents_list)
