@@ -65,7 +65,7 @@ class Plan:
     correspondent_id: int | None = None
     correspondent_name: str = ""
     correspondent_address: str | None = None
-    remember_address: str | None = None
+    possibly_same_as: int | None = None  # the correspondent a new thread's sender claims to be
     thread_id: int | None = None
     wants_thread: bool = False
     parent: str | None = None
@@ -196,26 +196,39 @@ def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, c
 def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
                    route: AddressRoute | None, related: dict[str, Any] | None,
                    result: Plan) -> None:
+    # The correspondent whose thread this message says it belongs to (by a signed address, or
+    # by answering the author's message there) although its sender is not one of theirs.
+    claimed: int | None = None
     token = route.reply_address.token if route else None
     if token and result.post_id is not None and result.direction == "in":
-        thread = _thread_for_token(conn, config, result.post_id, result.post_slug or "", token)
+        thread = _signed_thread(conn, config, result.post_id, result.post_slug or "", token)
         if thread is None:
             _quarantine(result, f"reply token in {route.reply_address.address} does not verify")
             return
-        result.thread_id = thread["id"]
-        result.correspondent_id = thread["correspondent_id"]
-        result.reasons.append(f"signed address: thread {thread['id']}")
-        if store.correspondent_by_address(conn, analysis.from_address) is None \
-                and analysis.from_address:
-            result.remember_address = analysis.from_address
-        return
+        if analysis.kind in MACHINE_KINDS or _sender_is(conn, analysis,
+                                                        thread["correspondent_id"]):
+            result.thread_id = thread["id"]
+            result.correspondent_id = thread["correspondent_id"]
+            result.reasons.append(f"signed address: thread {thread['id']}")
+            return
+        claimed = thread["correspondent_id"]
+        result.reasons.append(f"signed address of thread {thread['id']}, but the sender "
+                              f"{analysis.from_address or '(none)'} is not an address of its "
+                              "correspondent: kept apart until you confirm")
 
-    if related is not None and related["thread_id"] is not None and (
-            analysis.kind in MACHINE_KINDS or result.direction == "out"
-            or related["post_id"] == result.post_id and _same_person(conn, related, analysis)):
-        result.thread_id = related["thread_id"]
-        result.reasons.append(f"answers <{related['message_id']}> in thread {related['thread_id']}")
-        return
+    if claimed is None and related is not None and related["thread_id"] is not None:
+        if analysis.kind in MACHINE_KINDS or result.direction == "out" or (
+                related["post_id"] == result.post_id and _same_person(conn, related, analysis)):
+            result.thread_id = related["thread_id"]
+            result.reasons.append(f"answers <{related['message_id']}> in thread "
+                                  f"{related['thread_id']}")
+            return
+        if related["direction"] == "out" and related["post_id"] == result.post_id:
+            claimed = store.get_thread(conn, related["thread_id"])["correspondent_id"]
+            result.reasons.append(f"answers <{related['message_id']}> in thread "
+                                  f"{related['thread_id']}, but the sender {analysis.from_address} "
+                                  "is not an address of its correspondent: kept apart until you "
+                                  "confirm")
 
     if result.direction == "out":
         counterpart = _first_counterpart(config, analysis)
@@ -248,10 +261,14 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
         result.thread_id = store.existing_thread(conn, result.post_id, result.correspondent_id)
     if result.thread_id is None:
         post = store.post_by_id(conn, result.post_id) if result.post_id is not None else None
-        if post and post["closed"] and result.direction == "in":
+        # A closed post still takes a continuation of its discussions, confirmed or not.
+        if post and post["closed"] and result.direction == "in" and claimed is None:
             _quarantine(result, f"post {post['slug']} is closed to new discussions")
             return
         result.reasons.append("starts a new thread")
+        if claimed is not None and claimed != result.correspondent_id:
+            result.possibly_same_as = claimed
+            result.reasons.append(f"marked: same person as {_who(conn, claimed)}?")
     else:
         result.reasons.append(f"thread {result.thread_id}")
 
@@ -302,12 +319,26 @@ def _post_of_correspondent(conn: sqlite3.Connection, config: Config, analysis: A
 
 
 def _same_person(conn: sqlite3.Connection, related: dict[str, Any], analysis: Analysis) -> bool:
-    """A reply to a known message joins its thread when the sender belongs in that thread."""
+    """A reply to a known message joins its thread when the sender belongs in that thread.
+
+    Only an address already known as the thread's correspondent's: anyone who saw the author's
+    answer (a forward, a leak) can quote its Message-ID, and an address is merged into a
+    correspondent only when the author confirms (``correspondents merge``).
+    """
     if related["direction"] == "out":
         thread = store.get_thread(conn, related["thread_id"])
-        return store.correspondent_by_address(conn, analysis.from_address) in (
-            None, thread["correspondent_id"])
+        return _sender_is(conn, analysis, thread["correspondent_id"])
     return related["from_address"] == analysis.from_address
+
+
+def _who(conn: sqlite3.Connection, correspondent_id: int) -> str:
+    person = store.correspondent(conn, correspondent_id)
+    return f"{person['name']} <{person['address']}>" if person["name"] else person["address"]
+
+
+def _sender_is(conn: sqlite3.Connection, analysis: Analysis, correspondent_id: int) -> bool:
+    return bool(analysis.from_address) and store.correspondent_by_address(
+        conn, analysis.from_address) == correspondent_id
 
 
 def _first_counterpart(config: Config, analysis: Analysis) -> tuple[str, str] | None:
@@ -339,7 +370,27 @@ def thread_for_token(conn: sqlite3.Connection, config: Config, post_slug: str,
     post = store.post_by_slug(conn, post_slug)
     if post is None:
         return None
-    return _thread_for_token(conn, config, post["id"], post["slug"], token)
+    return _signed_thread(conn, config, post["id"], post["slug"], token)
+
+
+def _signed_thread(conn: sqlite3.Connection, config: Config, post_id: int, slug: str,
+                   token: str) -> dict[str, Any] | None:
+    return _thread_for_token(conn, config, post_id, slug, token) \
+        or _thread_for_merged_token(conn, config, post_id, slug, token)
+
+
+def _thread_for_merged_token(conn: sqlite3.Connection, config: Config, post_id: int, slug: str,
+                             token: str) -> dict[str, Any] | None:
+    """A token signed for a correspondent since merged into another (``correspondents merge``)
+    names that person's thread about the post: answers sent before the merge keep working."""
+    secret = config.secret
+    if not secret:
+        return None
+    for merged, into in store.merged_correspondents(conn):
+        if token_matches(secret, slug, merged, token):
+            thread_id = store.existing_thread(conn, post_id, into)
+            return None if thread_id is None else {"id": thread_id, "correspondent_id": into}
+    return None
 
 
 def _quarantine(result: Plan, reason: str) -> bool:
@@ -449,12 +500,12 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
     if decided.correspondent_id is None and decided.correspondent_address:
         decided.correspondent_id = store.correspondent_for(
             conn, decided.correspondent_name, decided.correspondent_address)
-    if decided.remember_address and decided.correspondent_id is not None:
-        store.add_correspondent_address(conn, decided.correspondent_id, decided.remember_address)
     if decided.thread_id is None and decided.wants_thread and decided.post_id is not None \
             and decided.correspondent_id is not None:
         decided.thread_id = store.thread_for(conn, decided.post_id, decided.correspondent_id,
                                              analysis.subject)
+        if decided.possibly_same_as is not None:
+            store.mark_possibly_same(conn, decided.thread_id, decided.possibly_same_as)
     received_at = now()
     date = analysis.date or received_at
     # The author's own messages and machine mail need no reading.

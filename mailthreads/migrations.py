@@ -222,13 +222,6 @@ def m001_initial(db: Database) -> None:
     db["outbox"].create_index(["status"])
 
 
-def apply(db: Database) -> None:
-    from .db import SCHEMA_VERSION
-
-    migrations.apply(db)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
 @migrations()
 def m002_arrival_order(db: Database) -> None:
     """``threads.last_activity`` is when the newest message arrived, not its Date header."""
@@ -239,3 +232,27 @@ def m002_arrival_order(db: Database) -> None:
                (SELECT MAX(received_at) FROM messages WHERE messages.thread_id = threads.id),
                last_activity)"""
     )
+
+
+@migrations()
+def m003_identity_review(db: Database) -> None:
+    # A thread started by mail that claimed to be another correspondent's (their signed
+    # address, or an answer to the author's message to them) from an address not theirs: held
+    # for the author's "same person?" decision, which clears it (``correspondents merge`` or
+    # ``separate``). ALTER TABLE keeps the table as it is, unlike a sqlite-utils transform.
+    db.execute("ALTER TABLE threads ADD COLUMN possibly_same_as INTEGER "
+               "REFERENCES correspondents(id)")
+    db.execute("CREATE INDEX idx_threads_possibly_same_as ON threads (possibly_same_as) "
+               "WHERE possibly_same_as IS NOT NULL")
+    # A correspondent merged into another stays as a row pointing at them: tokens signed for
+    # its id keep naming the person's threads, and the id is never reused for someone new.
+    db.execute("ALTER TABLE correspondents ADD COLUMN merged_into INTEGER "
+               "REFERENCES correspondents(id)")
+
+
+def apply(db: Database) -> None:
+    from .db import SCHEMA_VERSION
+
+    migrations.apply(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+

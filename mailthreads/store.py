@@ -214,6 +214,82 @@ def correspondent_addresses(conn: sqlite3.Connection, correspondent_id: int) -> 
         "ORDER BY created_at, address", (correspondent_id,))]
 
 
+def correspondent(conn: sqlite3.Connection, correspondent_id: int) -> dict[str, Any]:
+    """``id``, ``name`` and ``address`` (the first one known) of one correspondent."""
+    found = _dict(conn.execute(
+        """SELECT id, name,
+                  (SELECT address FROM correspondent_addresses WHERE correspondent_id = ?
+                    ORDER BY created_at, address LIMIT 1) AS address
+           FROM correspondents WHERE id = ?""",
+        (correspondent_id, correspondent_id),
+    ))
+    if found is None:
+        raise NotFound(f"no correspondent {correspondent_id}")
+    return found
+
+
+def list_correspondents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every correspondent with their addresses (JSON array) and number of discussions."""
+    rows = _dicts(conn.execute(
+        """SELECT correspondents.id, correspondents.name,
+                  (SELECT json_group_array(address) FROM
+                     (SELECT address FROM correspondent_addresses
+                       WHERE correspondent_id = correspondents.id
+                       ORDER BY created_at, address)) AS addresses,
+                  (SELECT COUNT(*) FROM threads WHERE correspondent_id = correspondents.id
+                      AND message_count > 0) AS threads,
+                  correspondents.created_at
+           FROM correspondents WHERE merged_into IS NULL ORDER BY correspondents.id"""
+    ))
+    for row in rows:
+        row["addresses"] = json.loads(row["addresses"])
+    return rows
+
+
+def merge_correspondent(conn: sqlite3.Connection, absorbed_id: int, into_id: int) -> list[int]:
+    """Make ``absorbed_id`` one person with ``into_id``, for good: its addresses become theirs,
+    and each of its threads joins theirs about the same post (or becomes theirs when they have
+    none). Returns the threads that took in messages, recomputed through ``refresh_thread``.
+    """
+    conn.execute("UPDATE correspondent_addresses SET correspondent_id = ? "
+                 "WHERE correspondent_id = ?", (into_id, absorbed_id))
+    conn.execute(
+        """UPDATE correspondents SET name = (SELECT name FROM correspondents WHERE id = ?)
+           WHERE id = ? AND name IS NULL""", (absorbed_id, into_id))
+    joined = []
+    for thread in _dicts(conn.execute(
+            "SELECT id, post_id, state FROM threads WHERE correspondent_id = ? ORDER BY id",
+            (absorbed_id,))):
+        target = existing_thread(conn, thread["post_id"], into_id)
+        if target is None:
+            conn.execute("UPDATE threads SET correspondent_id = ? WHERE id = ?",
+                         (into_id, thread["id"]))
+            joined.append(thread["id"])
+            continue
+        for table in ("messages", "outbox"):
+            conn.execute(f"UPDATE {table} SET thread_id = ? WHERE thread_id = ?",
+                         (target, thread["id"]))
+        conn.execute("DELETE FROM threads WHERE id = ?", (thread["id"],))
+        # A reply still waiting for an answer brings an archived thread back, as on arrival.
+        refresh_thread(conn, target, new_reply=thread["state"] == "needs_reply")
+        joined.append(target)
+    conn.execute("UPDATE threads SET possibly_same_as = ? WHERE possibly_same_as = ?",
+                 (into_id, absorbed_id))
+    conn.execute("UPDATE threads SET possibly_same_as = NULL "
+                 "WHERE correspondent_id = possibly_same_as")
+    # The row stays, pointing at the person: signed addresses handed out for it still name
+    # their thread, and its id is never given to someone new (tokens sign ids).
+    conn.execute("UPDATE correspondents SET merged_into = ? WHERE id = ? OR merged_into = ?",
+                 (into_id, absorbed_id, absorbed_id))
+    return joined
+
+
+def merged_correspondents(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """(merged id, the correspondent it is now) for every merged correspondent."""
+    return [(row[0], row[1]) for row in conn.execute(
+        "SELECT id, merged_into FROM correspondents WHERE merged_into IS NOT NULL ORDER BY id")]
+
+
 # Threads ------------------------------------------------------------------------------------
 
 
@@ -230,6 +306,16 @@ def thread_for(conn: sqlite3.Connection, post_id: int, correspondent_id: int,
         (post_id, correspondent_id, subject, now()),
     )
     return int(cursor.lastrowid or 0)
+
+
+def mark_possibly_same(conn: sqlite3.Connection, thread_id: int, correspondent_id: int) -> None:
+    """Hold a thread for the author's decision: is its correspondent ``correspondent_id``?"""
+    conn.execute("UPDATE threads SET possibly_same_as = ? WHERE id = ?",
+                 (correspondent_id, thread_id))
+
+
+def clear_possibly_same(conn: sqlite3.Connection, thread_id: int) -> None:
+    conn.execute("UPDATE threads SET possibly_same_as = NULL WHERE id = ?", (thread_id,))
 
 
 def existing_thread(conn: sqlite3.Connection, post_id: int, correspondent_id: int) -> int | None:
@@ -332,7 +418,12 @@ _THREAD_COLUMNS = """
       WHERE correspondent_id = correspondents.id ORDER BY created_at, address LIMIT 1)
       AS correspondent_address,
     threads.subject, threads.state, threads.unread, threads.message_count AS messages,
-    threads.last_activity
+    threads.last_activity, threads.possibly_same_as,
+    (SELECT name FROM correspondents WHERE id = threads.possibly_same_as)
+      AS possibly_same_as_name,
+    (SELECT address FROM correspondent_addresses
+      WHERE correspondent_id = threads.possibly_same_as ORDER BY created_at, address LIMIT 1)
+      AS possibly_same_as_address
 """
 
 
@@ -379,6 +470,17 @@ def count_threads(conn: sqlite3.Connection, *, post: str | None = None,
     where, params = _thread_filters(post, state, unread, include_archived)
     return _one(conn, f"SELECT COUNT(*) FROM threads JOIN posts ON posts.id = threads.post_id "
                 f"WHERE {where}", params)
+
+
+def threads_awaiting_identity(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Threads held for a "same person?" decision, oldest first."""
+    return _dicts(conn.execute(
+        f"""SELECT {_THREAD_COLUMNS}, threads.correspondent_id, threads.created_at
+            FROM threads JOIN posts ON posts.id = threads.post_id
+                         JOIN correspondents ON correspondents.id = threads.correspondent_id
+            WHERE threads.possibly_same_as IS NOT NULL
+            ORDER BY threads.created_at, threads.id"""
+    ))
 
 
 def get_thread(conn: sqlite3.Connection, thread_id: int) -> dict[str, Any]:
@@ -718,7 +820,8 @@ def save_imap_checkpoint(conn: sqlite3.Connection, account: str, folder: str,
 def stats(conn: sqlite3.Connection) -> dict[str, Any]:
     counts = {
         "posts": _one(conn, "SELECT COUNT(*) FROM posts"),
-        "correspondents": _one(conn, "SELECT COUNT(*) FROM correspondents"),
+        "correspondents": _one(conn, "SELECT COUNT(*) FROM correspondents "
+                               "WHERE merged_into IS NULL"),
         "threads": _one(conn, "SELECT COUNT(*) FROM threads WHERE message_count > 0"),
         "messages": _one(conn, "SELECT COUNT(*) FROM messages"),
         "raw_messages": _one(conn, "SELECT COUNT(*) FROM raw_messages"),

@@ -182,9 +182,15 @@ def test_round_trip_answer_then_follow_up_from_another_address(site):
         sender="Ada L. <ada@work.example>", to=signed, subject="Re: Why I blog",
         message_id="<ada2@work.example>", in_reply_to=sent["Message-ID"],
         references=sent["Message-ID"], body="That is a good answer.\n"), 0))
-    assert (follow_up["status"], follow_up["thread"]) == ("stored", thread)
+    # A new address is not Ada's until the author says so: a thread of its own, marked.
+    assert follow_up["status"] == "stored" and follow_up["thread"] != thread
+    assert site.json("show", str(follow_up["thread"]))["pending_decision"] == \
+        "same person as Ada Lovelace <ada@example.net>?"
+    out = site.run("correspondents", "merge", str(follow_up["thread"])).stdout
+    assert out == ("ada@work.example: now Ada Lovelace <ada@example.net>, for good; their "
+                   f"messages are in thread {thread}.\n")
     # A later mail from the new address, with no threading headers and another subject,
-    # still finds the thread by the token alone.
+    # now finds the thread by the token alone.
     fresh = site.ingest(at(message(
         sender="ada@work.example", to=signed.upper(), subject="One more thing",
         message_id="<ada3@work.example>", body="And another thought.\n"), 0))
@@ -196,7 +202,7 @@ def test_round_trip_answer_then_follow_up_from_another_address(site):
         ("in", "ada@work.example")]
     assert detail["messages"][1]["visible_text"].strip() == "Because writing is thinking, Ada."
     assert detail["state"] == "needs_reply"
-    assert len(site.json("threads")) == 1  # one thread: the new address is Ada's
+    assert len(site.json("threads")) == 1  # one thread: the new address is Ada's, confirmed
     conn = sqlite3.connect(site.root / "mail.db")
     assert conn.execute("SELECT correspondent_id, address FROM correspondent_addresses "
                         "ORDER BY created_at, address").fetchall() == [

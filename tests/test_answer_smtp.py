@@ -1,7 +1,8 @@
 """The signed Reply-To through the SMTP listener: a real ``mailthreads serve`` on 127.0.0.1.
 
-The correspondent's answer to the signed address is accepted and filed in its thread, from
-whatever address they write; a forged token is refused at RCPT with 550 5.7.1, before any data.
+The correspondent's answer to the signed address is accepted; from a new address it waits in a
+thread of its own for the author's "same person?" decision; a forged token is refused at RCPT
+with 550 5.7.1, before any data.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ def test_follow_up_over_smtp_lands_in_the_thread_and_forgeries_are_refused_at_rc
             assert code == 550 and text.startswith(b"5.7.1")
         wait_filed(tmp_path / "mail.db", 3)  # Ada's first, the answer, the follow-up
 
+    # Her work address is new: a thread of its own, marked, until the author confirms.
+    listed = site.json("threads")
+    assert [(row["id"] == thread, row["pending_decision"]) for row in listed] == [
+        (False, "same person as Ada Lovelace <ada@example.net>?"), (True, None)]
+    assert [m["from_address"] for m in site.json("show", str(thread))["messages"]] == [
+        "ada@example.net", "me@blog.example"]
+    site.run("correspondents", "merge", str(listed[0]["id"]))
     detail = json.loads(site.run("show", str(thread), "--json").stdout)
     assert [(m["direction"], m["from_address"], m["source"]) for m in detail["messages"]] == [
         ("in", "ada@example.net", "file"), ("out", "me@blog.example", "cli"),

@@ -266,7 +266,7 @@ def test_html_only_reply_becomes_readable_text(pipeline, db):
     assert "<b>" not in msg["visible_text"]
 
 
-def test_signed_address_routes_to_its_thread_and_remembers_new_address(db, config):
+def test_signed_address_routes_its_correspondent_and_keeps_a_new_address_apart(db, config):
     from mailthreads.tokens import make_token
 
     config = config._replace(addresses=config.addresses._replace(secret="s" * 32))
@@ -274,14 +274,24 @@ def test_signed_address_routes_to_its_thread_and_remembers_new_address(db, confi
     first = pipeline.accept(message(message_id="<r1@example.com>"), "file")
     thread = store.get_thread(db.conn, first.thread)
     token = make_token("s" * 32, "why-i-blog", thread["correspondent_id"])
-    follow = pipeline.accept(message(sender="Jane at work <jane@work.example>",
-                                     to=f"reply+why-i-blog.{token}@blog.example",
-                                     message_id="<r2@work.example>", minutes=30), "smtp")
-    assert follow.thread == first.thread
-    assert "jane@work.example" in store.correspondent_addresses(db.conn,
-                                                                thread["correspondent_id"])
+    signed = f"reply+why-i-blog.{token}@blog.example"
+    again = pipeline.accept(message(to=signed, message_id="<r2@example.com>", minutes=20),
+                            "smtp")
+    assert again.thread == first.thread
+    # A new address at the signed address may be Jane at work, or anyone Jane forwarded the
+    # answer to: a thread of its own, marked, and nothing merged.
+    other = pipeline.accept(message(sender="Jane at work <jane@work.example>", to=signed,
+                                    message_id="<r3@work.example>", minutes=30), "smtp")
+    assert other.status == "stored" and other.thread not in (None, first.thread)
+    assert other.reasons[-1] == "marked: same person as Jane Reader <jane@example.com>?"
+    assert store.correspondent_addresses(db.conn, thread["correspondent_id"]) == [
+        "jane@example.com"]
+    marked = store.get_thread(db.conn, other.thread)
+    assert marked["possibly_same_as"] == thread["correspondent_id"]
+    assert marked["correspondent_id"] != thread["correspondent_id"]
+    assert store.get_thread(db.conn, first.thread)["messages"] == 2
     forged = pipeline.accept(message(to=f"reply+why-i-blog.{'a' * 26}@blog.example",
-                                     message_id="<r3@evil.example>"), "smtp")
+                                     message_id="<r4@evil.example>"), "smtp")
     assert forged.status == "quarantined"
     assert "does not verify" in forged.reasons[-1]
 

@@ -211,8 +211,11 @@ def test_signed_addresses_are_checked_at_rcpt(server):
         assert client.data(message(message_id="second@example.com", to=good,
                                    sender="Tom <tom@other.example>"))[0] == 250
     second = delivery(server, "second@example.com")
-    # The signed address files the answer in its thread, even from a new address.
-    assert second["thread"] == first["thread"]
+    # From a new address, the signed address starts a thread of its own, marked "same person
+    # as Tom?": nothing merges until the author confirms.
+    assert second["thread"] != first["thread"]
+    assert query(server.database, "SELECT possibly_same_as FROM threads WHERE id = ?",
+                 (second["thread"],)) == [(correspondent,)]
 
 
 # -- machine mail -----------------------------------------------------------------------------

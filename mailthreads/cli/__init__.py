@@ -26,11 +26,13 @@ COMMANDS = {
     "unarchive": "review:unarchive",
     "search": "review:search",
     "stats": "review:stats",
+    "review": "review:review",
     "quarantine": "quarantine:quarantine",
     "serve": "serve:serve",
     "poll": "poll:poll",
     "reply": "answer:reply",
     "outbox": "answer:outbox",
+    "correspondents": "correspondents:correspondents",
 }
 
 

@@ -53,8 +53,8 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     Opens $VISUAL or $EDITOR on a template, as 'git commit' does: write above the quoted
     message; lines starting with '#' are dropped; an empty answer sends nothing. The answer is
     committed to the outbox, then sent through the [outgoing] relay. Its Reply-To is the
-    thread's signed address, so the correspondent's next reply comes back to this thread,
-    whatever address they write from.
+    thread's signed address, so the correspondent's next reply comes back to this thread (from
+    an address not yet theirs, it waits for your 'same person?' decision: see 'review').
 
     If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it)
     and the exit status is 75.
@@ -138,15 +138,20 @@ def _sender_name(app: App, message: dict[str, Any]) -> str:
 
 def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
     from ..mail import compose
+    from .review import pending_decision
 
     to = f"{draft.to_name} <{draft.to_address}>" if draft.to_name else draft.to_address
-    return [
+    notes = [
         f"Thread {thread['id']} · {thread['post']} · {thread['state'].replace('_', ' ')}",
         f"To:       {to}",
         f"Subject:  {compose.reply_subject(draft.subject)}",
         f"Reply-To: {draft.reply_to}",
         "          (signed for this thread: their next reply comes back here)",
     ]
+    if pending_decision(thread):
+        notes.append(f"Not confirmed as the {pending_decision(thread)} This answer goes to "
+                     f"{draft.to_address} only.")
+    return notes
 
 
 def _report(result: Any) -> None:

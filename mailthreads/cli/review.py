@@ -1,4 +1,5 @@
-"""Reading discussions: ``threads``, ``show``, ``archive``, ``search``, ``stats``.
+"""Reading discussions: ``threads``, ``show``, ``archive``, ``search``, ``stats``, and
+``review``: everything that waits for the author's decision, in one list.
 
 These are the commands people run all day, so they use the plain sqlite3 read path.
 """
@@ -21,9 +22,25 @@ KIND_LABELS = {"auto_reply": "auto-reply", "bounce": "bounce",
 
 
 
-def _correspondent(row: dict[str, Any]) -> str:
-    name, address = row.get("correspondent_name"), row.get("correspondent_address")
+def person(name: str | None, address: str | None) -> str:
     return f"{name} <{address}>" if name else address or ""
+
+
+def _correspondent(row: dict[str, Any], prefix: str = "correspondent") -> str:
+    return person(row.get(f"{prefix}_name"), row.get(f"{prefix}_address"))
+
+
+def pending_decision(row: dict[str, Any]) -> str | None:
+    """The question a thread waits on, in words: "same person as Jane <jane@…>?", or None."""
+    if row.get("possibly_same_as") is None:
+        return None
+    return f"same person as {_correspondent(row, 'possibly_same_as')}?"
+
+
+def decision_hint(row: dict[str, Any]) -> str:
+    return (f"Thread {row['id']}: is {row['correspondent_address']} the "
+            f"{pending_decision(row)} 'mailthreads correspondents merge {row['id']}' if so, "
+            f"'mailthreads correspondents separate {row['id']}' if not.")
 
 
 @click.command()
@@ -67,15 +84,57 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         hidden = store.count_threads(conn, **filters) - limit
     for row in rows:
         row["correspondent"] = _correspondent(row)
+        row["pending_decision"] = pending_decision(row)
     if fmt == "table":
         for row in rows:
             row["state"] = row["state"].replace("_", " ")
             row["unread"] = row["unread"] or ""
-    emit(rows, fmt, ["id", "post", "correspondent", "state", "unread", "messages",
-                     "last_activity", "subject"],
+    columns = ["id", "post", "correspondent", "state", "unread", "messages", "last_activity",
+               "subject"]
+    if fmt == "table" and any(row["pending_decision"] for row in rows):
+        columns.insert(3, "pending_decision")
+    emit(rows, fmt, columns,
          empty="No threads. Replies arrive with: mailthreads ingest PATH (or serve, or poll)")
     if hidden:
         click.echo(f"… and {hidden:,} older threads: -n 0 shows all", err=True)
+    if fmt == "table":
+        for row in rows:
+            if row["pending_decision"]:
+                click.echo(decision_hint(row), err=True)
+
+
+@click.command()
+@output_options
+@click.pass_obj
+def review(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """List everything waiting for your decision, oldest first, with the commands that decide.
+
+    Two classes: 'quarantine' (a message that could not be parsed or routed: release or delete
+    it) and 'same_person' (a thread started from a new address that claimed to be another
+    correspondent: merge or separate it).
+
+    \b
+    Examples:
+        mailthreads review
+        mailthreads review --json
+    """
+    from .. import store
+
+    conn = app.reader()
+    rows = [{"class": "quarantine", "id": entry["id"], "from_address": entry["from_address"],
+             "subject": entry["subject"], "reason": entry["reason"],
+             "since": entry["created_at"],
+             "decide": f"mailthreads quarantine release {entry['id']} (or delete)"}
+            for entry in store.list_quarantine(conn)]
+    rows += [{"class": "same_person", "id": thread["id"],
+              "from_address": thread["correspondent_address"], "subject": thread["subject"],
+              "reason": pending_decision(thread), "since": thread["created_at"],
+              "decide": f"mailthreads correspondents merge {thread['id']} (or separate)"}
+             for thread in store.threads_awaiting_identity(conn)]
+    rows.sort(key=lambda row: (row["since"] or "", row["class"], row["id"]))
+    emit(rows, chosen_format(as_json, as_nl, as_csv),
+         ["class", "id", "since", "from_address", "subject", "reason", "decide"],
+         empty="Nothing waits for your decision.")
 
 
 @click.command()
@@ -107,6 +166,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
     messages = store.thread_messages(conn, thread_id)
     if as_json:
         thread["correspondent"] = _correspondent(thread)
+        thread["pending_decision"] = pending_decision(thread)
         click.echo(json.dumps({**thread, "messages": messages}, indent=2, ensure_ascii=False))
     else:
         text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name)
@@ -126,6 +186,8 @@ def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quo
                     f"{thread['state'].replace('_', ' ')}", bold=True),
         f"Subject: {thread['subject'] or '(none)'}",
     ]
+    if pending_decision(thread):
+        lines.append(click.style(decision_hint(thread), fg="yellow"))
     for message in messages:
         lines.append("")
         who = "You" if message["direction"] == "out" else (
