@@ -291,35 +291,44 @@ class ListenerSMTP(SMTP):
                 self._goodbye(SHUTTING_DOWN)
 
     async def _read_data(self) -> bytes | None:
-        """The message, dot-unstuffed; None when it was over the size limit (and discarded)."""
+        """The message, dot-unstuffed; None when it was over the size limit (and discarded).
+
+        Whatever bytes arrive, the data is read in chunks of up to ``READ_CHUNK`` and the end
+        is found by a scan of each chunk (and the four bytes before it), so memory stays within
+        the size limit and the time per byte is the same for a CRLF flood as for text. The data
+        timeout runs on progress: each further ``READ_CHUNK`` bytes give it a fresh start, so a
+        client that trickles a byte now and then cannot hold the session open.
+        """
         reader = self._reader
         limit = self.data_size_limit
         parts: list[bytes] = []
-        size = 0
+        size = 0  # bytes read, the end marker included
         # The DATA command's own line end counts: "." as the very first line ends an empty
-        # message. Bytes are read one at a time only while they could continue that.
+        # message.
         tail = b"\r\n"
-        done = False
-        while _partial_end(tail) and not done:
-            self._reset_timeout(self._data_timeout)
-            byte = await reader.readexactly(1)
-            parts.append(byte)
-            size += 1
-            tail = (tail + byte)[-len(END_OF_DATA):]
-            done = tail == END_OF_DATA
-        while not done:
-            self._reset_timeout(self._data_timeout)
-            try:
-                chunk = await reader.readuntil(END_OF_DATA)
-                done = True
-            except asyncio.LimitOverrunError as error:
-                # No end within the buffered data: take what cannot hold the start of the end.
-                chunk = await reader.readexactly(error.consumed)
+        self._reset_timeout(self._data_timeout)
+        timed_from = 0
+        while True:
+            chunk = await reader.read(READ_CHUNK)
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", None)
+            window = tail + chunk
+            end = window.find(END_OF_DATA)
+            if end != -1:
+                used = end + len(END_OF_DATA) - len(tail)
+                _unread(reader, chunk[used:])  # a command sent right behind the data
+                chunk = chunk[:used]
             size += len(chunk)
             if limit and size > limit + 3:
                 parts.clear()  # keep reading to the end, so the session stays in step
             else:
                 parts.append(chunk)
+            if end != -1:
+                break
+            tail = window[-(len(END_OF_DATA) - 1):]
+            if size - timed_from >= READ_CHUNK:
+                timed_from = size
+                self._reset_timeout(self._data_timeout)
         if limit and size > limit + 3:
             return None
         content = b"".join(parts)[:-3]  # drop ".\r\n", keep the last line's end
@@ -350,6 +359,11 @@ def _copyable(template: SMTP, state: dict[str, Any]) -> bool:
     return all(name in _RENEWED for name, value in state.items() if bound_here(value))
 
 
-def _partial_end(tail: bytes) -> bool:
-    """Whether ``tail`` ends with the beginning of ``END_OF_DATA``."""
-    return any(tail.endswith(END_OF_DATA[:n]) for n in range(len(END_OF_DATA) - 1, 0, -1))
+def _unread(reader: asyncio.StreamReader, data: bytes) -> None:
+    """Give back bytes read past the end of message data, for the command reader.
+
+    StreamReader has no public way to do this; aiosmtpd itself clears ``_buffer`` for
+    STARTTLS. Nothing else reads from this stream in between: the bytes go back in front.
+    """
+    if data:
+        reader._buffer[:0] = data  # type: ignore[attr-defined]
