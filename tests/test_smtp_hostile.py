@@ -106,3 +106,83 @@ def test_data_that_keeps_coming_in_64k_steps_is_not_cut_off(serve):
         assert dialogue.reply()[0] == 250
     wait_for(lambda: query(server.database, "SELECT COUNT(*) FROM deliveries")[0][0] == 1,
              "the delivery")
+
+
+# -- many sessions, many commands ---------------------------------------------------------------
+
+def greeting(port: int, source: str) -> tuple[Dialogue, int]:
+    """A session from ``source``, and the code it was greeted with."""
+    dialogue = Dialogue(port, source=source)
+    return dialogue, dialogue.reply()[0]
+
+
+def greeted(port: int, source: str) -> int:
+    dialogue, code = greeting(port, source)
+    dialogue.close()
+    return code
+
+
+def test_one_peer_cannot_take_every_place(serve):
+    server = serve(listener={"max_connections_per_peer": 3, "trusted_peers": []})
+    held: list[Dialogue] = []
+    try:
+        for _ in range(3):
+            dialogue, code = greeting(server.port, "127.0.0.2")
+            held.append(dialogue)
+            assert code == 220
+        with Dialogue(server.port, source="127.0.0.2") as fourth:
+            code, text = fourth.reply()
+            assert (code, text[:5]) == (421, "4.7.0")
+            assert fourth.closed()
+        assert greeted(server.port, "127.0.0.3") == 220
+        held.pop().close()
+        wait_for(lambda: greeted(server.port, "127.0.0.2") == 220,
+                 "a place for the peer again once one of its sessions ended")
+    finally:
+        for dialogue in held:
+            dialogue.close()
+
+
+def test_trusted_relays_have_no_per_peer_cap(serve):
+    server = serve(listener={"max_connections_per_peer": 2,
+                             "trusted_peers": ["127.0.0.1", "127.0.0.2/31"]})
+    held = [greeting(server.port, source) for source in ["127.0.0.1"] * 4 + ["127.0.0.3"] * 4]
+    try:
+        assert [code for _, code in held] == [220] * 8
+    finally:
+        for dialogue, _ in held:
+            dialogue.close()
+    assert greeted(server.port, "127.0.0.4") == 220
+
+
+def test_commands_without_a_message_are_capped(serve):
+    server = serve(listener={"max_commands": 5, "trusted_peers": []})
+    with Dialogue(server.port, source="127.0.0.2") as dialogue:
+        assert dialogue.reply()[0] == 220
+        codes = [dialogue.command("HELO client.example")[0] for _ in range(5)]
+        assert codes == [250] * 5
+        code, text = dialogue.command("HELO client.example")
+        assert (code, text[:5]) == (421, "4.7.0")
+        assert dialogue.closed()
+
+
+def test_sessions_that_deliver_are_not_capped(serve):
+    server = serve(listener={"max_commands": 5, "trusted_peers": []})
+    with Dialogue(server.port, source="127.0.0.2") as dialogue:
+        assert dialogue.reply()[0] == 220
+        assert dialogue.command("EHLO client.example")[0] == 250
+        for n in range(4):
+            assert dialogue.command("MAIL FROM:<jane@example.com>")[0] == 250
+            for post in ("one", "two", "three", "four", "five", "six"):
+                assert dialogue.command(f"RCPT TO:<reply+{post}@blog.example>")[0] == 250
+            assert dialogue.command("DATA")[0] == 354
+            dialogue.send(message(message_id=f"m{n}@example.com") + b".\r\n")
+            assert dialogue.reply()[0] == 250
+        assert dialogue.command("QUIT")[0] == 221
+
+
+def test_trusted_relays_have_no_command_cap(serve):
+    server = serve(listener={"max_commands": 5})  # 127.0.0.1 is trusted by default
+    with Dialogue(server.port) as dialogue:
+        assert dialogue.reply()[0] == 220
+        assert [dialogue.command("HELO relay.example")[0] for _ in range(20)] == [250] * 20

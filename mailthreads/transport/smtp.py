@@ -48,6 +48,7 @@ LOOKUP_FAILED = "451 4.3.0 Cannot check this recipient now, try again later"
 TIMEOUT = b"421 4.4.2 Timeout exceeded, closing connection\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands without a message, closing connection\r\n"
 # "<local@domain>" with dot-atoms on both sides: what almost every client sends. The email
 # package's parser gives the same address for these, at twenty times the cost.
 _SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -132,13 +133,20 @@ class ListenerSMTP(SMTP):
     line_length_limit = READ_CHUNK
 
     def __init__(self, handler: ReplyHandler, *, sessions: set[ListenerSMTP],
-                 data_timeout: float, max_bad_commands: int, **kwargs: Any):
+                 data_timeout: float, max_bad_commands: int, max_commands: int = 0,
+                 **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.command_size_limits = _command_size_limits()
+        self._smtp_methods = self._counted(self._smtp_methods)
         self._sessions = sessions
         self._data_timeout = data_timeout
         self._max_bad_commands = max_bad_commands
         self._bad_commands = 0
+        # Commands since the last message (new recipients not counted): 0 turns the cap off,
+        # as the server does for trusted relays. ``peer_host`` is the client's IP address.
+        self.max_commands = max_commands
+        self._commands = 0
+        self.peer_host = ""
         self._in_transaction = False
         self._leaving = False
         self._goodbye_sent = False
@@ -170,7 +178,8 @@ class ListenerSMTP(SMTP):
             asyncio.StreamReaderProtocol.__init__(
                 session, asyncio.StreamReader(limit=cls.line_length_limit, loop=loop),
                 client_connected_cb=session._cb_client_connected, loop=loop)
-            session._smtp_methods = {name: getattr(session, f"smtp_{name}") for name in commands}
+            session._smtp_methods = session._counted(
+                {name: getattr(session, f"smtp_{name}") for name in commands})
             session.command_size_limits = _command_size_limits()
             return session
 
@@ -247,6 +256,30 @@ class ListenerSMTP(SMTP):
             return None, None
         return address, rest
 
+    # -- commands ----------------------------------------------------------------------------
+
+    def _counted(self, methods: dict[str, Any]) -> dict[str, Any]:
+        return {name: _CountedCommand(self, name, method) for name, method in methods.items()}
+
+    async def run_command(self, name: str, method: Callable[[str | None], Any],
+                          arg: str | None) -> None:
+        """Run one command, or end the session when it has sent too many without a message.
+
+        aiosmtpd restarts the command timeout after every command and allows thousands of
+        each: without this cap, a client could keep a session (and its place) for days.
+        """
+        if self.max_commands and self._commands >= self.max_commands:
+            if not self._goodbye_sent:
+                log.info("too many commands %s", fields(peer=peer_text(self.session)))
+                self._goodbye(TOO_MANY_COMMANDS)
+            return
+        self._commands += 1
+        envelope = self.envelope
+        recipients = len(envelope.rcpt_tos) if envelope else 0
+        await method(arg)
+        if name == "RCPT" and envelope and len(envelope.rcpt_tos) > recipients:
+            self._commands -= 1  # a new recipient: max_recipients bounds those
+
     # -- replies -----------------------------------------------------------------------------
 
     async def push(self, status: str | bytes) -> None:
@@ -282,6 +315,7 @@ class ListenerSMTP(SMTP):
                 # The commit may take a moment; that is no reason to hang up on the client.
                 self._reset_timeout()
                 status = await self._call_handler_hook("DATA")
+            self._commands = 0  # a message: the client is doing what it came for
             self._set_post_data_state()
             await self.push(status)
         finally:
@@ -335,6 +369,26 @@ class ListenerSMTP(SMTP):
         if content.startswith(b"."):
             content = content[1:]
         return content.replace(b"\r\n.", b"\r\n")
+
+
+class _CountedCommand:
+    """A command method that goes through ``ListenerSMTP.run_command``.
+
+    Attribute look-ups reach the method itself: aiosmtpd's HELP reads its syntax from there.
+    """
+
+    __slots__ = ("_session", "_name", "_method")
+
+    def __init__(self, session: ListenerSMTP, name: str, method: Callable[[str | None], Any]):
+        self._session = session
+        self._name = name
+        self._method = method
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._method, attribute)
+
+    def __call__(self, arg: str | None) -> Any:
+        return self._session.run_command(self._name, self._method, arg)
 
 
 def _command_size_limits() -> collections.defaultdict[str, int]:

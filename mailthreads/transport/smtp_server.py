@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -55,14 +56,43 @@ class Options:
     verbosity: int = 0
 
 
-class _Refuse(asyncio.Protocol):
-    """A connection over the cap: one line, then goodbye."""
+class _Admission(asyncio.Protocol):
+    """A new connection: a session if its peer may have one more, else ``421`` and goodbye.
+
+    The peer is known only once the connection is made, so the decision is taken here and an
+    admitted connection is then handed to its session (``set_protocol``).
+    """
+
+    def __init__(self, admit: Callable[[str], ListenerSMTP | None]):
+        self._admit = admit
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        log.info("refused %s", fields(peer=_peer(transport), reply="421 4.7.0"))
-        transport.write(TOO_MANY_CONNECTIONS)
-        transport.close()
+        peer = transport.get_extra_info("peername")
+        session = self._admit(peer[0] if isinstance(peer, tuple) else "")
+        if session is None:
+            log.info("refused %s", fields(peer=_peer(transport), reply="421 4.7.0"))
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+
+class Networks:
+    """IP addresses and networks (config strings, already validated), and who is in them."""
+
+    def __init__(self, networks: tuple[str, ...]):
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def contains(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # not an IP peer (a Unix socket): nobody to trust
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
+        return any(address in network for network in self._networks)
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
@@ -98,6 +128,7 @@ class ReplyServer:
         self.committer = GroupCommitter(self.database.conn, config, self.filer.notify, turn=turn)
         self.handler = ReplyHandler(config, self.committer, self.lookup)
         self.sessions: set[ListenerSMTP] = set()
+        self.trusted = Networks(config.listener.trusted_peers)
         self.closing = False
         # Asked once: aiosmtpd would ask the resolver again for every connection.
         self.hostname = socket.getfqdn()
@@ -111,6 +142,7 @@ class ReplyServer:
             sessions=self.sessions,
             data_timeout=listener.data_timeout,
             max_bad_commands=listener.max_bad_commands,
+            max_commands=listener.max_commands,
             hostname=self.hostname,
             ident="ESMTP mailthreads",
             data_size_limit=listener.max_message_size or None,
@@ -125,10 +157,22 @@ class ReplyServer:
         )
 
     def _session(self) -> asyncio.Protocol:
-        limit = self.options.config.listener.max_connections
+        return _Admission(self._admit)
+
+    def _admit(self, host: str) -> ListenerSMTP | None:
+        """A new session for a peer at ``host``, or None when it must be refused."""
+        listener = self.options.config.listener
+        limit, per_peer = listener.max_connections, listener.max_connections_per_peer
         if self.closing or (limit and len(self.sessions) >= limit):
-            return _Refuse()
+            return None
+        trusted = self.trusted.contains(host)
+        if per_peer and not trusted and \
+                sum(session.peer_host == host for session in self.sessions) >= per_peer:
+            return None
         session = self._new_session()
+        session.peer_host = host
+        if trusted:
+            session.max_commands = 0
         self.sessions.add(session)
         return session
 
