@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from smtp_support import Dialogue, Serve, message, query, wait_for, write_config
+from smtp_support import Dialogue, Serve, message, query, wait_filed, wait_for, write_config
+
+from mailthreads.tokens import make_token
 
 
 @pytest.fixture
@@ -186,3 +190,76 @@ def test_trusted_relays_have_no_command_cap(serve):
     with Dialogue(server.port) as dialogue:
         assert dialogue.reply()[0] == 220
         assert [dialogue.command("HELO relay.example")[0] for _ in range(20)] == [250] * 20
+
+
+# -- signed addresses -----------------------------------------------------------------------------
+
+SECRET = "hostile-test-secret-0123"
+
+
+def rcpt(port: int, address: str) -> int:
+    with Dialogue(port) as dialogue:
+        assert dialogue.reply()[0] == 220
+        assert dialogue.command("EHLO client.example")[0] == 250
+        assert dialogue.command("MAIL FROM:<jane@example.com>")[0] == 250
+        return dialogue.command(f"RCPT TO:<{address}>")[0]
+
+
+def signed(secret: str, correspondent_id: int, slug: str = "why-i-blog") -> str:
+    return f"reply+{slug}.{make_token(secret, slug, correspondent_id)}@blog.example"
+
+
+def token_key(token: str) -> str:
+    """threads.reply_token_sha256, as the README documents it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def thread_keys(database: Path) -> list[tuple[int, str | None]]:
+    return query(database, "SELECT correspondent_id, reply_token_sha256 FROM threads ORDER BY id")
+
+
+def test_threads_are_found_by_their_token_key_and_old_addresses_keep_verifying(serve, tmp_path):
+    server = serve(secret=SECRET)
+    with Dialogue(server.port) as dialogue:
+        dialogue.open_transaction()
+        assert dialogue.command("DATA")[0] == 354
+        dialogue.send(message() + b".\r\n")
+        assert dialogue.reply()[0] == 250
+    wait_filed(server.database, 1)
+    [(person, key)] = thread_keys(server.database)
+    assert key == token_key(make_token(SECRET, "why-i-blog", person))  # keyed as it was filed
+    server.stop()
+
+    # As the migration leaves a database of the old schema: threads, no keys.
+    with sqlite3.connect(server.database) as conn:
+        conn.execute("UPDATE threads SET reply_token_sha256 = NULL")
+    server = serve(secret=SECRET)
+    assert thread_keys(server.database) == [(person, key)]  # keyed at start
+    assert rcpt(server.port, signed(SECRET, person)) == 250
+    assert rcpt(server.port, signed(SECRET, person + 1)) == 550
+    server.stop()
+
+    # A new secret: the old addresses stop verifying, the new ones verify.
+    server = serve(secret=SECRET[::-1])
+    assert rcpt(server.port, signed(SECRET, person)) == 550
+    assert rcpt(server.port, signed(SECRET[::-1], person)) == 250
+    assert thread_keys(server.database) == [
+        (person, token_key(make_token(SECRET[::-1], "why-i-blog", person)))]
+
+
+def test_a_thread_given_to_another_correspondent_verifies_for_them_only(serve):
+    server = serve(secret=SECRET)
+    with Dialogue(server.port) as dialogue:
+        dialogue.open_transaction()
+        assert dialogue.command("DATA")[0] == 354
+        dialogue.send(message() + b".\r\n")
+        assert dialogue.reply()[0] == 250
+    wait_filed(server.database, 1)
+    [(person, _)] = thread_keys(server.database)
+    with sqlite3.connect(server.database) as conn:  # as merging two correspondents may do
+        other = conn.execute("INSERT INTO correspondents (name, created_at) "
+                             "VALUES ('Jane', '2026-11-25T00:00:00Z')").lastrowid
+        conn.execute("UPDATE threads SET correspondent_id = ?", (other,))
+    assert thread_keys(server.database) == [(other, None)]
+    assert rcpt(server.port, signed(SECRET, other)) == 250
+    assert rcpt(server.port, signed(SECRET, person)) == 550

@@ -30,7 +30,7 @@ from ..config import Config
 from ..ingest import Envelope as DeliveryEnvelope
 from .smtp_commit import GroupCommitter, StorageError
 from .smtp_log import LOGGER, fields
-from .smtp_recipients import check_recipient
+from .smtp_recipients import Lookups, reply_after_lookup, reply_without_lookup
 
 log = logging.getLogger(LOGGER)
 
@@ -69,11 +69,10 @@ def _angle(address: str | None) -> str:
 class ReplyHandler:
     """aiosmtpd handler: reply addresses only, and ``250`` only for what is on disk."""
 
-    def __init__(self, config: Config, committer: GroupCommitter, lookup: sqlite3.Connection):
+    def __init__(self, config: Config, committer: GroupCommitter, lookups: Lookups):
         self.config = config
         self.committer = committer
-        # A read-only connection for RCPT checks: readers never wait for the writer in WAL mode.
-        self.lookup = lookup
+        self.lookups = lookups
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -88,7 +87,7 @@ class ReplyHandler:
             reply = TOO_MANY_RECIPIENTS
         else:
             try:
-                reply = check_recipient(self.lookup, self.config, address)
+                reply = await self._check(address)
             except sqlite3.Error as error:
                 log.error("recipient lookup failed %s", fields(
                     peer=peer_text(session), to=_angle(address), error=error))
@@ -102,6 +101,12 @@ class ReplyHandler:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
         return reply
+
+    async def _check(self, address: str) -> str:
+        decided = reply_without_lookup(self.config, address)
+        if isinstance(decided, str):
+            return decided
+        return await self.lookups.run(reply_after_lookup, self.config, decided)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""

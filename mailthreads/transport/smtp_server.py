@@ -24,11 +24,13 @@ from pathlib import Path
 
 from .. import store
 from ..config import Config
-from ..db import connect_read_only, open_database
+from ..db import open_database
+from ..ingest import index_thread_tokens
 from .smtp import ListenerSMTP, ReplyHandler
 from .smtp_commit import GroupCommitter, WriteTurn
 from .smtp_filer import FilerProcess
 from .smtp_log import LOGGER, fields
+from .smtp_recipients import Lookups
 
 log = logging.getLogger(LOGGER)
 
@@ -122,11 +124,12 @@ class ReplyServer:
         config = options.config
         self.tls = tls_context(config)  # before anything is opened: a mistake to fix first
         self.database = open_database(options.database_path, durable=True)
-        self.lookup = connect_read_only(options.database_path)
+        self._key_reply_tokens()
+        self.lookups = Lookups(options.database_path)
         turn = WriteTurn()
         self.filer = FilerProcess(options.database_path, config, options.verbosity, turn)
         self.committer = GroupCommitter(self.database.conn, config, self.filer.notify, turn=turn)
-        self.handler = ReplyHandler(config, self.committer, self.lookup)
+        self.handler = ReplyHandler(config, self.committer, self.lookups)
         self.sessions: set[ListenerSMTP] = set()
         self.trusted = Networks(config.listener.trusted_peers)
         self.closing = False
@@ -134,6 +137,19 @@ class ReplyServer:
         self.hostname = socket.getfqdn()
         self.server: asyncio.Server | None = None
         self._new_session = self._make_session_factory()
+
+    def _key_reply_tokens(self) -> None:
+        """Before the first RCPT: every thread's token key, under the secret of this config."""
+        conn = self.database.conn
+        try:
+            keyed = index_thread_tokens(conn, self.options.config, check_secret=True)
+            conn.commit()
+        except sqlite3.Error as error:
+            conn.close()
+            raise ServeError(f"cannot index the reply tokens in {self.options.database_path}: "
+                             f"{error}", temporary=True) from None
+        if keyed:
+            log.info("keyed reply tokens %s", fields(threads=keyed))
 
     def _make_session_factory(self) -> Callable[[], ListenerSMTP]:
         listener = self.options.config.listener
@@ -192,7 +208,7 @@ class ReplyServer:
         self.committer.start(loop)
         self.filer.start()
         host, port = self.server.sockets[0].getsockname()[:2]
-        pending = self._pending()
+        pending = await self._pending()
         log.info("listening on %s:%s %s", host, port,
                  fields(database=options.database_path, filer_pid=self.filer.pid,
                         pending=pending or None, tls="yes" if self.tls else None))
@@ -203,9 +219,9 @@ class ReplyServer:
         supervisor.cancel()
         await self._shut_down()
 
-    def _pending(self) -> int:
+    async def _pending(self) -> int:
         try:
-            return store.count_pending_deliveries(self.lookup)
+            return await self.lookups.run(store.count_pending_deliveries)
         except sqlite3.Error:
             return 0
 
@@ -244,7 +260,7 @@ class ReplyServer:
         if code not in (0, None):
             log.warning("filer exited with code %s", code)
         self.database.conn.close()
-        self.lookup.close()
+        await loop.run_in_executor(None, self.lookups.close)
         log.info("stopped %s", fields(messages=self.committer.messages,
                                       commits=self.committer.commits))
 
