@@ -8,25 +8,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-from smtp_support import Dialogue, Serve, message, query, wait_filed, wait_for, write_config
+from smtp_support import Dialogue, Serve, message, query, wait_filed, wait_for
 
 from mailthreads.tokens import make_token
-
-
-@pytest.fixture
-def serve(tmp_path):
-    """``serve(listener=..., secret=...)`` starts a server with those settings."""
-    started: list[Serve] = []
-
-    def start(**settings) -> Serve:
-        server = Serve(tmp_path / "mail.db", write_config(tmp_path, **settings))
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def peak_rss(pid: int) -> int:
@@ -205,6 +189,16 @@ def rcpt(port: int, address: str) -> int:
         return dialogue.command(f"RCPT TO:<{address}>")[0]
 
 
+def deliver_one(server: Serve) -> None:
+    """A reply to the plain address, filed: a thread for jane@example.com."""
+    with Dialogue(server.port) as dialogue:
+        dialogue.open_transaction()
+        assert dialogue.command("DATA")[0] == 354
+        dialogue.send(message() + b".\r\n")
+        assert dialogue.reply()[0] == 250
+    wait_filed(server.database, 1)
+
+
 def signed(secret: str, correspondent_id: int, slug: str = "why-i-blog") -> str:
     return f"reply+{slug}.{make_token(secret, slug, correspondent_id)}@blog.example"
 
@@ -220,12 +214,7 @@ def thread_keys(database: Path) -> list[tuple[int, str | None]]:
 
 def test_threads_are_found_by_their_token_key_and_old_addresses_keep_verifying(serve, tmp_path):
     server = serve(secret=SECRET)
-    with Dialogue(server.port) as dialogue:
-        dialogue.open_transaction()
-        assert dialogue.command("DATA")[0] == 354
-        dialogue.send(message() + b".\r\n")
-        assert dialogue.reply()[0] == 250
-    wait_filed(server.database, 1)
+    deliver_one(server)
     [(person, key)] = thread_keys(server.database)
     assert key == token_key(make_token(SECRET, "why-i-blog", person))  # keyed as it was filed
     server.stop()
@@ -249,12 +238,7 @@ def test_threads_are_found_by_their_token_key_and_old_addresses_keep_verifying(s
 
 def test_a_thread_given_to_another_correspondent_verifies_for_them_only(serve):
     server = serve(secret=SECRET)
-    with Dialogue(server.port) as dialogue:
-        dialogue.open_transaction()
-        assert dialogue.command("DATA")[0] == 354
-        dialogue.send(message() + b".\r\n")
-        assert dialogue.reply()[0] == 250
-    wait_filed(server.database, 1)
+    deliver_one(server)
     [(person, _)] = thread_keys(server.database)
     with sqlite3.connect(server.database) as conn:  # as merging two correspondents may do
         other = conn.execute("INSERT INTO correspondents (name, created_at) "
