@@ -6,6 +6,7 @@ Every mistake is reported with the file, the key and the problem, all at once, s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -67,6 +68,12 @@ class Listener(NamedTuple):
     tls_key: str | None = None
     # Commands answered with an error (4xx/5xx) before the session is closed with 421.
     max_bad_commands: int = 20
+    # Sessions at once from one IP address (trusted peers excepted), then 421 at connect.
+    max_connections_per_peer: int = 10
+    # Commands a session may send without a message (new recipients excepted), then 421.
+    max_commands: int = 100
+    # Relays (addresses or networks) exempt from the two limits above: Postfix in front.
+    trusted_peers: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 class ImapAccount(NamedTuple):
@@ -258,6 +265,11 @@ def _listener(reader: _Reader, table: dict[str, Any]) -> Listener:
         tls_key=key,
         max_bad_commands=reader.positive_int(table, section, "max_bad_commands",
                                              defaults.max_bad_commands),
+        max_connections_per_peer=reader.positive_int(table, section, "max_connections_per_peer",
+                                                     defaults.max_connections_per_peer),
+        max_commands=reader.positive_int(table, section, "max_commands", defaults.max_commands),
+        trusted_peers=reader.network_list(table, section, "trusted_peers",
+                                          defaults.trusted_peers),
     )
 
 
@@ -394,6 +406,19 @@ class _Reader:
             if not _ADDRESS_PATTERN.match(address):
                 self.problem(f"{section}.{key}", f"{address!r} is not an email address")
         return [a for a in addresses if _ADDRESS_PATTERN.match(a)]
+
+    def network_list(self, table: dict[str, Any], section: str, key: str,
+                     default: tuple[str, ...]) -> tuple[str, ...]:
+        """IP addresses or networks ("192.0.2.7", "10.0.0.0/8", "::1")."""
+        if key not in table:
+            return default
+        networks = self.string_list(table, section, key)
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                self.problem(f"{section}.{key}", f"{network!r} is not an IP address or network")
+        return tuple(networks)
 
     def boolean(self, table: dict[str, Any], section: str, key: str, default: bool) -> bool:
         value = table.get(key, default)

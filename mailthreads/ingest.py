@@ -24,7 +24,7 @@ from .mail.compose import bare_subject
 from .mail.parse import Unparseable
 from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from .timestamps import now
-from .tokens import token_matches
+from .tokens import make_token, token_key, token_matches
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -355,10 +355,39 @@ def _thread_for_token(conn: sqlite3.Connection, config: Config, post_id: int, sl
     secret = config.secret
     if not secret:
         return None
-    for thread in store.threads_of_post(conn, post_id):
+    keyed = store.thread_by_token_key(conn, post_id, token_key(token))
+    # Threads not keyed yet (filed without the secret, or moved since): rare, and checked
+    # one by one until the next indexing keys them.
+    for thread in ([keyed] if keyed else []) + store.unkeyed_threads_of_post(conn, post_id):
         if token_matches(secret, slug, thread["correspondent_id"], token):
             return thread
     return None
+
+
+def index_thread_tokens(conn: sqlite3.Connection, config: Config, *,
+                        check_secret: bool = False, batch: int = 1000) -> int:
+    """Key every thread that has no token key yet; how many were keyed. Commits nothing.
+
+    The migration that added the keys cannot fill them: only the config knows the secret. So
+    the listener calls this at start (``check_secret``: when the secret changed, every key is
+    recomputed, and addresses signed with the old one stop verifying), and the pipeline as it
+    files (new threads). A thread without a key still verifies, at the cost of an HMAC.
+    """
+    secret = config.secret
+    if not secret:
+        return 0
+    if check_secret:
+        newest = store.newest_keyed_thread(conn)
+        if newest is not None and newest["reply_token_sha256"] != token_key(
+                make_token(secret, newest["slug"], newest["correspondent_id"])):
+            store.clear_thread_token_keys(conn)
+    keyed = 0
+    while threads := store.unkeyed_threads(conn, batch):
+        store.set_thread_token_keys(conn, [
+            (token_key(make_token(secret, thread["slug"], thread["correspondent_id"])),
+             thread["id"]) for thread in threads])
+        keyed += len(threads)
+    return keyed
 
 
 def thread_for_token(conn: sqlite3.Connection, config: Config, post_slug: str,
@@ -463,6 +492,7 @@ class Pipeline:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
         if decided.status == "store":
             decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
+            index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)
         elif decided.status == "quarantine":

@@ -250,6 +250,29 @@ def m003_identity_review(db: Database) -> None:
                "REFERENCES correspondents(id)")
 
 
+@migrations()
+def m004_thread_tokens(db: Database) -> None:
+    # The lookup key of each thread's reply token, so that checking a signed address costs one
+    # index look-up instead of an HMAC per thread of the post. Filled by whoever has the secret
+    # (the listener at start, the pipeline as it files), never here.
+    db["threads"].add_column("reply_token_sha256", str)
+    db["threads"].create_index(["reply_token_sha256"])
+    # A token signs (post slug, correspondent): a key that no longer matches them goes.
+    db.execute("""
+        CREATE TRIGGER threads_reply_token_moved AFTER UPDATE OF post_id, correspondent_id
+        ON threads
+        WHEN OLD.post_id IS NOT NEW.post_id OR OLD.correspondent_id IS NOT NEW.correspondent_id
+        BEGIN
+            UPDATE threads SET reply_token_sha256 = NULL WHERE id = NEW.id;
+        END""")
+    db.execute("""
+        CREATE TRIGGER posts_reply_token_renamed AFTER UPDATE OF slug ON posts
+        WHEN OLD.slug IS NOT NEW.slug
+        BEGIN
+            UPDATE threads SET reply_token_sha256 = NULL WHERE post_id = NEW.id;
+        END""")
+
+
 def apply(db: Database) -> None:
     from .db import SCHEMA_VERSION
 

@@ -328,6 +328,47 @@ def threads_of_post(conn: sqlite3.Connection, post_id: int) -> list[dict[str, An
         "SELECT id, correspondent_id FROM threads WHERE post_id = ? ORDER BY id", (post_id,)))
 
 
+# threads.reply_token_sha256: the lookup key of the thread's reply token (tokens.token_key),
+# NULL until someone with the secret computes it.
+
+def thread_by_token_key(conn: sqlite3.Connection, post_id: int,
+                        key: str) -> dict[str, Any] | None:
+    return _dict(conn.execute(
+        "SELECT id, correspondent_id FROM threads WHERE reply_token_sha256 = ? AND post_id = ?",
+        (key, post_id)))
+
+
+def unkeyed_threads_of_post(conn: sqlite3.Connection, post_id: int) -> list[dict[str, Any]]:
+    return _dicts(conn.execute(
+        "SELECT id, correspondent_id FROM threads "
+        "WHERE reply_token_sha256 IS NULL AND post_id = ? ORDER BY id", (post_id,)))
+
+
+def unkeyed_threads(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """Threads without a token key, with their post's slug (what the token signs)."""
+    return _dicts(conn.execute(
+        "SELECT threads.id, threads.correspondent_id, posts.slug FROM threads "
+        "JOIN posts ON posts.id = threads.post_id "
+        "WHERE threads.reply_token_sha256 IS NULL LIMIT ?", (limit,)))
+
+
+def newest_keyed_thread(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    return _dict(conn.execute(
+        "SELECT threads.id, threads.correspondent_id, posts.slug, threads.reply_token_sha256 "
+        "FROM threads JOIN posts ON posts.id = threads.post_id "
+        "WHERE threads.reply_token_sha256 IS NOT NULL ORDER BY threads.id DESC LIMIT 1"))
+
+
+def set_thread_token_keys(conn: sqlite3.Connection, keys: Iterable[tuple[str, int]]) -> None:
+    """``keys``: (token key, thread id) pairs."""
+    conn.executemany("UPDATE threads SET reply_token_sha256 = ? WHERE id = ?", keys)
+
+
+def clear_thread_token_keys(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE threads SET reply_token_sha256 = NULL "
+                 "WHERE reply_token_sha256 IS NOT NULL")
+
+
 def file_in_thread(conn: sqlite3.Connection, thread_id: int, *, kind: str, direction: str,
                    is_read: bool, date: str, received_at: str) -> None:
     """Update a thread's counters and state for one message just filed in it.

@@ -17,6 +17,24 @@ def corpora() -> Path:
     return path
 
 
+@pytest.fixture
+def serve(tmp_path):
+    """``serve(listener=..., limits=..., secret=...)`` starts a real ``mailthreads serve`` with
+    those settings (tests/smtp_support.py), ended with the test."""
+    from smtp_support import Serve, write_config
+
+    started: list[Serve] = []
+
+    def start(**settings) -> Serve:
+        server = Serve(tmp_path / "mail.db", write_config(tmp_path, **settings))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.close()
+
+
 # Programs the real-server tests run, and the Debian packages that provide them.
 DEBIAN_PACKAGES = {"dovecot": "dovecot-imapd", "postfix": "postfix", "swaks": "swaks",
                    "openssl": "openssl"}

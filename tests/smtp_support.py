@@ -210,8 +210,10 @@ def message(*, sender: str = "Jane Reader <jane@example.com>",
 class Dialogue:
     """A raw SMTP conversation over a socket, for what smtplib will not send."""
 
-    def __init__(self, port: int, *, timeout: float = 30.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, *, timeout: float = 30.0, source: str | None = None):
+        """``source``: the client's address, e.g. "127.0.0.2" to act as another peer."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
 
     def send(self, data: bytes | str) -> None:

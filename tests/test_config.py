@@ -99,3 +99,16 @@ def test_unknown_keys_in_every_section_are_reported(tmp_path):
     text = "\n".join(caught.value.problems)
     for key in ("author.address", "posts.create", "database.file"):
         assert f"{path}: {key}: unknown key" in text
+
+
+def test_listener_peers_are_ip_addresses_or_networks(tmp_path):
+    path = write(tmp_path, '[listener]\ntrusted_peers = ["10.0.0.0/8", "2001:db8::1", "relay"]\n'
+                           "max_connections_per_peer = -1\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        f"{path}: listener.max_connections_per_peer: must be a positive whole number, not -1",
+        f"{path}: listener.trusted_peers: 'relay' is not an IP address or network",
+    ]
+    path = write(tmp_path, '[listener]\ntrusted_peers = []\nmax_commands = 0\n')
+    assert load(path).listener.trusted_peers == ()

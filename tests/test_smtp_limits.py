@@ -8,22 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from smtp_support import REPO, Dialogue, Serve, message, query, wait_for, write_config
-
-
-@pytest.fixture
-def serve(tmp_path):
-    """``serve(listener=..., limits=...)`` starts a server with those settings."""
-    started: list[Serve] = []
-
-    def start(**settings) -> Serve:
-        server = Serve(tmp_path / "mail.db", write_config(tmp_path, **settings))
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.close()
+from smtp_support import REPO, Dialogue, Serve, message, query, wait_for
 
 
 def deliveries(server: Serve) -> int:

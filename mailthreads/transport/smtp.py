@@ -30,7 +30,7 @@ from ..config import Config
 from ..ingest import Envelope as DeliveryEnvelope
 from .smtp_commit import GroupCommitter, StorageError
 from .smtp_log import LOGGER, fields
-from .smtp_recipients import check_recipient
+from .smtp_recipients import Lookups, reply_after_lookup, reply_without_lookup
 
 log = logging.getLogger(LOGGER)
 
@@ -48,6 +48,7 @@ LOOKUP_FAILED = "451 4.3.0 Cannot check this recipient now, try again later"
 TIMEOUT = b"421 4.4.2 Timeout exceeded, closing connection\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands without a message, closing connection\r\n"
 # "<local@domain>" with dot-atoms on both sides: what almost every client sends. The email
 # package's parser gives the same address for these, at twenty times the cost.
 _SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -68,11 +69,10 @@ def _angle(address: str | None) -> str:
 class ReplyHandler:
     """aiosmtpd handler: reply addresses only, and ``250`` only for what is on disk."""
 
-    def __init__(self, config: Config, committer: GroupCommitter, lookup: sqlite3.Connection):
+    def __init__(self, config: Config, committer: GroupCommitter, lookups: Lookups):
         self.config = config
         self.committer = committer
-        # A read-only connection for RCPT checks: readers never wait for the writer in WAL mode.
-        self.lookup = lookup
+        self.lookups = lookups
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -87,7 +87,7 @@ class ReplyHandler:
             reply = TOO_MANY_RECIPIENTS
         else:
             try:
-                reply = check_recipient(self.lookup, self.config, address)
+                reply = await self._check(address)
             except sqlite3.Error as error:
                 log.error("recipient lookup failed %s", fields(
                     peer=peer_text(session), to=_angle(address), error=error))
@@ -101,6 +101,12 @@ class ReplyHandler:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
         return reply
+
+    async def _check(self, address: str) -> str:
+        decided = reply_without_lookup(self.config, address)
+        if isinstance(decided, str):
+            return decided
+        return await self.lookups.run(reply_after_lookup, self.config, decided)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
@@ -132,13 +138,20 @@ class ListenerSMTP(SMTP):
     line_length_limit = READ_CHUNK
 
     def __init__(self, handler: ReplyHandler, *, sessions: set[ListenerSMTP],
-                 data_timeout: float, max_bad_commands: int, **kwargs: Any):
+                 data_timeout: float, max_bad_commands: int, max_commands: int = 0,
+                 **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.command_size_limits = _command_size_limits()
+        self._smtp_methods = self._counted(self._smtp_methods)
         self._sessions = sessions
         self._data_timeout = data_timeout
         self._max_bad_commands = max_bad_commands
         self._bad_commands = 0
+        # Commands since the last message (new recipients not counted): 0 turns the cap off,
+        # as the server does for trusted relays. ``peer_host`` is the client's IP address.
+        self.max_commands = max_commands
+        self._commands = 0
+        self.peer_host = ""
         self._in_transaction = False
         self._leaving = False
         self._goodbye_sent = False
@@ -170,7 +183,8 @@ class ListenerSMTP(SMTP):
             asyncio.StreamReaderProtocol.__init__(
                 session, asyncio.StreamReader(limit=cls.line_length_limit, loop=loop),
                 client_connected_cb=session._cb_client_connected, loop=loop)
-            session._smtp_methods = {name: getattr(session, f"smtp_{name}") for name in commands}
+            session._smtp_methods = session._counted(
+                {name: getattr(session, f"smtp_{name}") for name in commands})
             session.command_size_limits = _command_size_limits()
             return session
 
@@ -247,6 +261,30 @@ class ListenerSMTP(SMTP):
             return None, None
         return address, rest
 
+    # -- commands ----------------------------------------------------------------------------
+
+    def _counted(self, methods: dict[str, Any]) -> dict[str, Any]:
+        return {name: _CountedCommand(self, name, method) for name, method in methods.items()}
+
+    async def run_command(self, name: str, method: Callable[[str | None], Any],
+                          arg: str | None) -> None:
+        """Run one command, or end the session when it has sent too many without a message.
+
+        aiosmtpd restarts the command timeout after every command and allows thousands of
+        each: without this cap, a client could keep a session (and its place) for days.
+        """
+        if self.max_commands and self._commands >= self.max_commands:
+            if not self._goodbye_sent:
+                log.info("too many commands %s", fields(peer=peer_text(self.session)))
+                self._goodbye(TOO_MANY_COMMANDS)
+            return
+        self._commands += 1
+        envelope = self.envelope
+        recipients = len(envelope.rcpt_tos) if envelope else 0
+        await method(arg)
+        if name == "RCPT" and envelope and len(envelope.rcpt_tos) > recipients:
+            self._commands -= 1  # a new recipient: max_recipients bounds those
+
     # -- replies -----------------------------------------------------------------------------
 
     async def push(self, status: str | bytes) -> None:
@@ -282,6 +320,7 @@ class ListenerSMTP(SMTP):
                 # The commit may take a moment; that is no reason to hang up on the client.
                 self._reset_timeout()
                 status = await self._call_handler_hook("DATA")
+            self._commands = 0  # a message: the client is doing what it came for
             self._set_post_data_state()
             await self.push(status)
         finally:
@@ -291,41 +330,70 @@ class ListenerSMTP(SMTP):
                 self._goodbye(SHUTTING_DOWN)
 
     async def _read_data(self) -> bytes | None:
-        """The message, dot-unstuffed; None when it was over the size limit (and discarded)."""
+        """The message, dot-unstuffed; None when it was over the size limit (and discarded).
+
+        Whatever bytes arrive, the data is read in chunks of up to ``READ_CHUNK`` and the end
+        is found by a scan of each chunk (and the four bytes before it), so memory stays within
+        the size limit and the time per byte is the same for a CRLF flood as for text. The data
+        timeout runs on progress: each further ``READ_CHUNK`` bytes give it a fresh start, so a
+        client that trickles a byte now and then cannot hold the session open.
+        """
         reader = self._reader
         limit = self.data_size_limit
         parts: list[bytes] = []
-        size = 0
+        size = 0  # bytes read, the end marker included
         # The DATA command's own line end counts: "." as the very first line ends an empty
-        # message. Bytes are read one at a time only while they could continue that.
+        # message.
         tail = b"\r\n"
-        done = False
-        while _partial_end(tail) and not done:
-            self._reset_timeout(self._data_timeout)
-            byte = await reader.readexactly(1)
-            parts.append(byte)
-            size += 1
-            tail = (tail + byte)[-len(END_OF_DATA):]
-            done = tail == END_OF_DATA
-        while not done:
-            self._reset_timeout(self._data_timeout)
-            try:
-                chunk = await reader.readuntil(END_OF_DATA)
-                done = True
-            except asyncio.LimitOverrunError as error:
-                # No end within the buffered data: take what cannot hold the start of the end.
-                chunk = await reader.readexactly(error.consumed)
+        self._reset_timeout(self._data_timeout)
+        timed_from = 0
+        while True:
+            chunk = await reader.read(READ_CHUNK)
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", None)
+            window = tail + chunk
+            end = window.find(END_OF_DATA)
+            if end != -1:
+                used = end + len(END_OF_DATA) - len(tail)
+                _unread(reader, chunk[used:])  # a command sent right behind the data
+                chunk = chunk[:used]
             size += len(chunk)
             if limit and size > limit + 3:
                 parts.clear()  # keep reading to the end, so the session stays in step
             else:
                 parts.append(chunk)
+            if end != -1:
+                break
+            tail = window[-(len(END_OF_DATA) - 1):]
+            if size - timed_from >= READ_CHUNK:
+                timed_from = size
+                self._reset_timeout(self._data_timeout)
         if limit and size > limit + 3:
             return None
         content = b"".join(parts)[:-3]  # drop ".\r\n", keep the last line's end
         if content.startswith(b"."):
             content = content[1:]
         return content.replace(b"\r\n.", b"\r\n")
+
+
+class _CountedCommand:
+    """A command method that goes through ``ListenerSMTP.run_command``.
+
+    Attribute look-ups reach the method itself: aiosmtpd's HELP reads its syntax from there.
+    """
+
+    __slots__ = ("_session", "_name", "_method")
+
+    def __init__(self, session: ListenerSMTP, name: str, method: Callable[[str | None], Any]):
+        self._session = session
+        self._name = name
+        self._method = method
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._method, attribute)
+
+    def __call__(self, arg: str | None) -> Any:
+        return self._session.run_command(self._name, self._method, arg)
 
 
 def _command_size_limits() -> collections.defaultdict[str, int]:
@@ -350,6 +418,11 @@ def _copyable(template: SMTP, state: dict[str, Any]) -> bool:
     return all(name in _RENEWED for name, value in state.items() if bound_here(value))
 
 
-def _partial_end(tail: bytes) -> bool:
-    """Whether ``tail`` ends with the beginning of ``END_OF_DATA``."""
-    return any(tail.endswith(END_OF_DATA[:n]) for n in range(len(END_OF_DATA) - 1, 0, -1))
+def _unread(reader: asyncio.StreamReader, data: bytes) -> None:
+    """Give back bytes read past the end of message data, for the command reader.
+
+    StreamReader has no public way to do this; aiosmtpd itself clears ``_buffer`` for
+    STARTTLS. Nothing else reads from this stream in between: the bytes go back in front.
+    """
+    if data:
+        reader._buffer[:0] = data  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -23,11 +24,13 @@ from pathlib import Path
 
 from .. import store
 from ..config import Config
-from ..db import connect_read_only, open_database
+from ..db import open_database
+from ..ingest import index_thread_tokens
 from .smtp import ListenerSMTP, ReplyHandler
 from .smtp_commit import GroupCommitter, WriteTurn
 from .smtp_filer import FilerProcess
 from .smtp_log import LOGGER, fields
+from .smtp_recipients import Lookups
 
 log = logging.getLogger(LOGGER)
 
@@ -55,14 +58,43 @@ class Options:
     verbosity: int = 0
 
 
-class _Refuse(asyncio.Protocol):
-    """A connection over the cap: one line, then goodbye."""
+class _Admission(asyncio.Protocol):
+    """A new connection: a session if its peer may have one more, else ``421`` and goodbye.
+
+    The peer is known only once the connection is made, so the decision is taken here and an
+    admitted connection is then handed to its session (``set_protocol``).
+    """
+
+    def __init__(self, admit: Callable[[str], ListenerSMTP | None]):
+        self._admit = admit
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        log.info("refused %s", fields(peer=_peer(transport), reply="421 4.7.0"))
-        transport.write(TOO_MANY_CONNECTIONS)
-        transport.close()
+        peer = transport.get_extra_info("peername")
+        session = self._admit(peer[0] if isinstance(peer, tuple) else "")
+        if session is None:
+            log.info("refused %s", fields(peer=_peer(transport), reply="421 4.7.0"))
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+
+class Networks:
+    """IP addresses and networks (config strings, already validated), and who is in them."""
+
+    def __init__(self, networks: tuple[str, ...]):
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def contains(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # not an IP peer (a Unix socket): nobody to trust
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
+        return any(address in network for network in self._networks)
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
@@ -92,17 +124,32 @@ class ReplyServer:
         config = options.config
         self.tls = tls_context(config)  # before anything is opened: a mistake to fix first
         self.database = open_database(options.database_path, durable=True)
-        self.lookup = connect_read_only(options.database_path)
+        self._key_reply_tokens()
+        self.lookups = Lookups(options.database_path)
         turn = WriteTurn()
         self.filer = FilerProcess(options.database_path, config, options.verbosity, turn)
         self.committer = GroupCommitter(self.database.conn, config, self.filer.notify, turn=turn)
-        self.handler = ReplyHandler(config, self.committer, self.lookup)
+        self.handler = ReplyHandler(config, self.committer, self.lookups)
         self.sessions: set[ListenerSMTP] = set()
+        self.trusted = Networks(config.listener.trusted_peers)
         self.closing = False
         # Asked once: aiosmtpd would ask the resolver again for every connection.
         self.hostname = socket.getfqdn()
         self.server: asyncio.Server | None = None
         self._new_session = self._make_session_factory()
+
+    def _key_reply_tokens(self) -> None:
+        """Before the first RCPT: every thread's token key, under the secret of this config."""
+        conn = self.database.conn
+        try:
+            keyed = index_thread_tokens(conn, self.options.config, check_secret=True)
+            conn.commit()
+        except sqlite3.Error as error:
+            conn.close()
+            raise ServeError(f"cannot index the reply tokens in {self.options.database_path}: "
+                             f"{error}", temporary=True) from None
+        if keyed:
+            log.info("keyed reply tokens %s", fields(threads=keyed))
 
     def _make_session_factory(self) -> Callable[[], ListenerSMTP]:
         listener = self.options.config.listener
@@ -111,6 +158,7 @@ class ReplyServer:
             sessions=self.sessions,
             data_timeout=listener.data_timeout,
             max_bad_commands=listener.max_bad_commands,
+            max_commands=listener.max_commands,
             hostname=self.hostname,
             ident="ESMTP mailthreads",
             data_size_limit=listener.max_message_size or None,
@@ -125,10 +173,22 @@ class ReplyServer:
         )
 
     def _session(self) -> asyncio.Protocol:
-        limit = self.options.config.listener.max_connections
+        return _Admission(self._admit)
+
+    def _admit(self, host: str) -> ListenerSMTP | None:
+        """A new session for a peer at ``host``, or None when it must be refused."""
+        listener = self.options.config.listener
+        limit, per_peer = listener.max_connections, listener.max_connections_per_peer
         if self.closing or (limit and len(self.sessions) >= limit):
-            return _Refuse()
+            return None
+        trusted = self.trusted.contains(host)
+        if per_peer and not trusted and \
+                sum(session.peer_host == host for session in self.sessions) >= per_peer:
+            return None
         session = self._new_session()
+        session.peer_host = host
+        if trusted:
+            session.max_commands = 0
         self.sessions.add(session)
         return session
 
@@ -148,7 +208,7 @@ class ReplyServer:
         self.committer.start(loop)
         self.filer.start()
         host, port = self.server.sockets[0].getsockname()[:2]
-        pending = self._pending()
+        pending = await self._pending()
         log.info("listening on %s:%s %s", host, port,
                  fields(database=options.database_path, filer_pid=self.filer.pid,
                         pending=pending or None, tls="yes" if self.tls else None))
@@ -159,9 +219,9 @@ class ReplyServer:
         supervisor.cancel()
         await self._shut_down()
 
-    def _pending(self) -> int:
+    async def _pending(self) -> int:
         try:
-            return store.count_pending_deliveries(self.lookup)
+            return await self.lookups.run(store.count_pending_deliveries)
         except sqlite3.Error:
             return 0
 
@@ -200,7 +260,7 @@ class ReplyServer:
         if code not in (0, None):
             log.warning("filer exited with code %s", code)
         self.database.conn.close()
-        self.lookup.close()
+        await loop.run_in_executor(None, self.lookups.close)
         log.info("stopped %s", fields(messages=self.committer.messages,
                                       commits=self.committer.commits))
 
