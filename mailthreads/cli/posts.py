@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, dumps, echo, emit, output_options
 
 
 def _slug(value: str) -> str:
@@ -92,12 +92,12 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     post["aliases"] = json.loads(post["aliases"] or "[]")
     post["reply_address"] = _link(app, post["slug"])["address"]
     if as_json:
-        click.echo(json.dumps({**post, "threads": threads}, indent=2, ensure_ascii=False))
+        click.echo(dumps({**post, "threads": threads}))
         return
-    click.echo(f"{post['slug']}: {post['title'] or '(no title)'}")
+    echo(f"{post['slug']}: {post['title'] or '(no title)'}", multiline=False)
     for key in ("url", "reply_address", "created_at"):
         if post[key]:
-            click.echo(f"  {key.replace('_', ' ')}: {post[key]}")
+            echo(f"  {key.replace('_', ' ')}: {post[key]}", multiline=False)
     if post["closed"]:
         click.echo("  closed: new first replies are quarantined")
     click.echo()
@@ -164,7 +164,7 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
     link["mailto"] += "?subject=" + quote(f"Re: {title}")
     link["html"] = (f'<a href="{html.escape(link["mailto"])}">Reply by email</a>')
     if as_json:
-        click.echo(json.dumps(link, indent=2, ensure_ascii=False))
+        click.echo(dumps(link))
         return
     if post is None:
         click.echo(f"(no post {slug!r} yet: the first reply will create it)", err=True)
@@ -201,10 +201,10 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
                             "result": store.upsert_post(db.conn, entry.slug, entry.title,
                                                         entry.url)})
     if as_json:
-        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        click.echo(dumps(results))
         return
     for row in results:
-        click.echo(f"{row['result']:9}  {row['post']}  {row['title'] or ''}")
+        echo(f"{row['result']:9}  {row['post']}  {row['title'] or ''}", multiline=False)
     counts = {k: sum(r["result"] == k for r in results) for k in ("added", "updated", "unchanged")}
     click.echo(f"{len(results)} posts in feed: {counts['added']} added, {counts['updated']} "
                f"updated, {counts['unchanged']} unchanged")
