@@ -69,6 +69,8 @@ def escape(char: str) -> str:
 
 def _neutralise_run(match: re.Match[str]) -> str:
     run = match.group()
+    if run.isprintable():  # every hidden character is unprintable to Python: a quick "no"
+        return run
     return "".join(escape(char) if is_hidden(char) and not _joins_emoji(run, index)
                    else char for index, char in enumerate(run))
 
@@ -85,6 +87,8 @@ def _is_emoji_part(char: str) -> bool:
 
 
 def _json_escape_run(match: re.Match[str]) -> str:
+    if match.group().isprintable():
+        return match.group()
     return "".join(_json_escape(char) if is_hidden(char) else char for char in match.group())
 
 
