@@ -8,6 +8,8 @@ from email import message_from_bytes, policy
 from email.utils import getaddresses, parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailthreads.config import Addresses
 from mailthreads.mail import compose
@@ -263,6 +265,26 @@ def test_encoded_words_nested_too_deep_refuse_the_subject_and_drop_the_name():
         allowed = q_word(allowed)
     assert parsed(compose.compose(reply(subject=allowed), "x\n"))["Subject"] == \
         "Re: Hello Bcc: victim@evil.example"
+
+
+# Text as it comes out of SQLite: any character but a lone surrogate (UTF-8 cannot hold one).
+ANY_TEXT = st.characters(blacklist_categories=("Cs",))
+HEADER_TEXT = st.text(st.sampled_from("ab =?!_:@<>\"\\\r\n\t\x00\x1b\x85\u2028é") | ANY_TEXT,
+                      max_size=40) | st.builds(q_word, st.text(ANY_TEXT, max_size=20))
+
+
+@given(HEADER_TEXT, HEADER_TEXT)
+def test_any_received_subject_or_name_gives_exactly_the_headers_on_one_line(subject, name):
+    try:
+        raw = compose.compose(reply(subject=subject, to_name=name), "x\n")
+    except compose.UnsafeHeader as error:
+        assert "nested" in str(error) or "broken" in str(error)
+        return
+    assert header_names(raw) == EXPECTED_HEADERS
+    msg = parsed(raw)
+    for value in (str(msg["Subject"]), str(msg["To"])):
+        assert not re.search(r"[\x00-\x1f\x7f-\x9f]", value), value
+    assert getaddresses(msg.get_all("To"))[0][1] == "ada@example.net"
 
 
 def test_the_header_block_is_read_back_before_anything_goes_out():
