@@ -233,12 +233,17 @@ def test_json_keeps_the_exact_text_as_escapes(terminal):
 
 
 def test_serve_log_lines_are_neutralised(capfd):
+    # The configuration ``serve`` and its filer use, on this process's real standard error.
+    loggers = [logging.getLogger(name) for name in ("", "mailthreads", "mail.log")]
+    saved = [(logger.level, logger.handlers[:]) for logger in loggers]
     smtp_log.configure(0)
     try:
         logging.getLogger("mailthreads.smtp").error("cannot file %s from %s", "Hi " + OSC52,
                                                     "eve" + BIDI)
     finally:
-        logging.getLogger().handlers[:] = []
+        for logger, (level, handlers) in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
     line = capfd.readouterr().err
     assert ESC not in line and BEL not in line and "\u202e" not in line
     assert "cannot file Hi \\x1b]52;c;" in line and "eve\\u202egnp.exe" in line
