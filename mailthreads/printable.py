@@ -10,9 +10,10 @@ the escape of its code point, in Python's spelling, so it stays visible and grep
 ``\\x1b``, a C1 CSI ``\\x9b``, the right-to-left override ``\\u202e``, a zero-width space
 ``\\u200b``, a lone carriage return ``\\r``. Which characters: control characters (C0, DEL,
 C1), format characters (Unicode category Cf: bidi controls, zero-width characters, the soft
-hyphen, the byte order mark, tag characters), line and paragraph separators and lone
-surrogates. One exception: a zero-width joiner between two emoji, which only joins them into
-one picture (a family, a profession).
+hyphen, the byte order mark, tag characters), line and paragraph separators, lone surrogates,
+and the few letters that draw nothing (the Hangul fillers, the combining grapheme joiner),
+which spoofers use as invisible names. One exception: a zero-width joiner between two emoji,
+which only joins them into one picture (a family, a profession).
 
 Pure: no click, no I/O, so that the CLI, the logs and the tests share it.
 """
@@ -23,6 +24,8 @@ import re
 import unicodedata
 
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Printable to Unicode, invisible on screen.
+_BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 _ZERO_WIDTH_JOINER = "\u200d"
 _EMOJI_VARIATION = "\ufe0f"
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -54,7 +57,7 @@ def json_safe(encoded: str) -> str:
 
 def is_hidden(char: str) -> bool:
     """Whether ``char`` acts on a terminal or hides itself instead of showing as a glyph."""
-    return unicodedata.category(char) in _HIDDEN_CATEGORIES
+    return char in _BLANK_LETTERS or unicodedata.category(char) in _HIDDEN_CATEGORIES
 
 
 def escape(char: str) -> str:
@@ -69,10 +72,16 @@ def escape(char: str) -> str:
 
 def _neutralise_run(match: re.Match[str]) -> str:
     run = match.group()
-    if run.isprintable():  # every hidden character is unprintable to Python: a quick "no"
+    if _printable(run):
         return run
     return "".join(escape(char) if is_hidden(char) and not _joins_emoji(run, index)
                    else char for index, char in enumerate(run))
+
+
+def _printable(run: str) -> bool:
+    """A quick "nothing hidden here" for most runs: Python finds every character of the hidden
+    categories unprintable."""
+    return run.isprintable() and _BLANK_LETTERS.isdisjoint(run)
 
 
 def _joins_emoji(run: str, index: int) -> bool:
@@ -87,7 +96,7 @@ def _is_emoji_part(char: str) -> bool:
 
 
 def _json_escape_run(match: re.Match[str]) -> str:
-    if match.group().isprintable():
+    if _printable(match.group()):
         return match.group()
     return "".join(_json_escape(char) if is_hidden(char) else char for char in match.group())
 

@@ -257,6 +257,7 @@ def test_the_convention_is_the_escape_of_the_code_point():
     assert neutralise("\x9b\x7f\u202e\u200b\ufeff\U000e0041") == \
         "\\x9b\\x7f\\u202e\\u200b\\ufeff\\U000e0041"
     assert neutralise("a\r\nb\rc\td\ne") == "a\nb\\rc\td\ne"
+    assert neutralise("\u3164\u115f Eve\u034f") == "\\u3164\\u115f Eve\\u034f"
     assert neutralise("a\r\nb\tc", multiline=False) == "a\\r\\nb\\tc"
     # Letters of every script, spaces (NBSP too), emoji and their joiners stay as they are.
     kept = "Grüße, Ελένη, محمد, 李, naïve\u00a0text 👍🏽 👨\u200d👩\u200d👧 ❤\ufe0f\u200d🔥"
