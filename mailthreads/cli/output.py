@@ -1,9 +1,10 @@
 """Output formats shared by the listing commands, as in sqlite-utils: a table for people,
 ``--json``, ``--nl`` (newline-delimited JSON) and ``--csv`` for scripts.
 
-Every command prints through this module (``echo``, ``dumps``, ``emit``, ``styled``,
-``echo_bytes``), so that text from mail reaches the terminal only neutralised
-(``mailthreads.printable``): no sender can send the terminal a control sequence.
+Whatever a command prints that may hold text from mail goes through this module (``echo``,
+``styled``, ``confirm``, ``dumps``, ``emit``, ``echo_bytes``), which neutralises it with
+``mailthreads.printable``: no sender can send the terminal a control sequence. Plain
+``click.echo`` is for the program's own words only.
 """
 
 from __future__ import annotations
