@@ -334,6 +334,48 @@ def test_dry_run_prints_the_exact_message_and_sends_nothing(offline):
     assert not offline.editor_saw.exists()
 
 
+NESTED_SUBJECT = (b"=?utf-8?q?=3D=3Futf-8=3Fq=3FWhy_I_blog=3D0D=3D0ABcc=3D3A_victim=3D40evil"
+                  b"=3D2Eexample=3F=3D?=")
+
+
+@pytest.mark.parametrize("subject, name, expected", [
+    (b"Why I\x00 blog", b"Ada\x00 Lovelace", "Re: Why I blog"),
+    (NESTED_SUBJECT, b"=?utf-8?q?Ada=00_Lovelace?=", "Re: Why I blog Bcc: victim@evil.example"),
+])
+def test_a_nul_or_a_nested_encoded_word_does_not_block_the_answer(offline, subject, name,
+                                                                   expected):
+    raw = ada_writes(subject="SUBJECT", sender="NAME <ada@example.net>")
+    outcome = offline.ingest(raw.replace(b"SUBJECT", subject).replace(b"NAME", name))
+    assert outcome["status"] == "stored"
+    thread = str(outcome["thread"])
+    sent = message_from_bytes(
+        offline.run("reply", thread, "-m", "Thanks.", "--dry-run").stdout_bytes,
+        policy=policy.default)
+    assert sent["Subject"] == expected
+    assert getaddresses(sent.get_all("To")) == [("Ada Lovelace", "ada@example.net")]
+    assert sent["Bcc"] is None
+    # The author can always choose the subject; line breaks in it are spaces too.
+    for chosen, shown in (("Your question", "Re: Your question"),
+                          ("Re: One\nBcc: x@evil.example", "Re: One Bcc: x@evil.example")):
+        sent = message_from_bytes(offline.run(
+            "reply", thread, "-m", "Thanks.", "--dry-run", "--subject", chosen).stdout_bytes,
+            policy=policy.default)
+        assert sent["Subject"] == shown and sent["Bcc"] is None
+
+
+def test_a_subject_nested_too_deep_names_the_way_around(offline):
+    subject = "Why I blog"
+    for _ in range(8):
+        subject = "=?utf-8?q?" + "".join(c if c.isalnum() else f"={ord(c):02X}"
+                                         for c in subject) + "?="
+    thread = str(offline.ingest(ada_writes(subject=subject))["thread"])
+    error = offline.run("reply", thread, "-m", "Thanks.", "--dry-run", code=1).output
+    assert error.startswith("Error: refusing to send: the Subject has encoded words nested")
+    assert error.rstrip().endswith("give the answer's subject with --subject")
+    sent = offline.run("reply", thread, "-m", "Thanks.", "--dry-run", "--subject", "Blogging")
+    assert b"\r\nSubject: Re: Blogging\r\n" in sent.stdout_bytes
+
+
 def test_setup_mistakes_are_one_line_before_the_editor_opens(offline, monkeypatch):
     thread = offline.ingest(ada_writes())["thread"]
     offline.config.write_text(offline.config.read_text().replace(

@@ -8,6 +8,8 @@ from email import message_from_bytes, policy
 from email.utils import getaddresses, parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailthreads.config import Addresses
 from mailthreads.mail import compose
@@ -144,13 +146,34 @@ def test_answer_to_a_message_without_its_own_id_has_no_in_reply_to():
     assert msg["In-Reply-To"] is None and msg["References"] is None
 
 
-@pytest.mark.parametrize("field", ["subject", "to_name", "from_name", "to_address",
-                                   "in_reply_to", "reply_to"])
-@pytest.mark.parametrize("evil", ["Hi\r\nBcc: victim@evil.example", "Hi\nBcc: v@evil.example",
-                                  "Hi\rX-Injected: 1", "Hi\0there"])
-def test_a_line_break_in_any_received_value_is_refused(field, evil):
+LINE_BREAKS = ["Hi\r\nBcc: victim@evil.example", "Hi\nBcc: v@evil.example",
+               "Hi\rX-Injected: 1", "Hi\0there"]
+EXPECTED_HEADERS = ["from", "to", "reply-to", "subject", "date", "message-id", "in-reply-to",
+                    "references", "content-type", "content-transfer-encoding", "mime-version"]
+
+
+def header_names(raw: bytes) -> list[str]:
+    return [line.split(b":", 1)[0].decode().lower()
+            for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n") if line[:1] != b" "]
+
+
+@pytest.mark.parametrize("field", ["to_address", "in_reply_to", "reply_to"])
+@pytest.mark.parametrize("evil", LINE_BREAKS)
+def test_a_line_break_in_an_address_or_id_is_refused(field, evil):
     with pytest.raises(compose.UnsafeHeader):
         compose.compose(reply(**{field: evil}), "x\n")
+
+
+@pytest.mark.parametrize("field", ["subject", "to_name", "from_name"])
+@pytest.mark.parametrize("evil", LINE_BREAKS)
+def test_control_characters_in_a_subject_or_name_are_taken_out(field, evil):
+    # A stray NUL or line break must not block the answer, nor add a header.
+    raw = compose.compose(reply(**{field: evil}), "x\n")
+    assert header_names(raw) == EXPECTED_HEADERS
+    header = {"subject": "Subject", "to_name": "To", "from_name": "From"}[field]
+    value = str(parsed(raw)[header])
+    assert not re.search(r"[\x00-\x1f]", value)
+    assert "Hi" in value and ("there" in value or "Bcc" in value or "X-Injected" in value)
 
 
 def test_a_line_break_in_a_reference_is_refused():
@@ -195,22 +218,73 @@ def test_hostile_received_name_never_adds_a_header():
     assert [a for _, a in getaddresses(msg.get_all("To"))] == ["ada@example.net"]
 
 
-def test_an_encoded_name_is_checked_decoded():
+def test_an_encoded_name_is_cleaned_decoded():
     # Python's email package (3.11.7) decodes an encoded word while folding and writes a
-    # decoded CR/LF out as a real line break, which would add a Bcc: refused before that.
-    with pytest.raises(compose.UnsafeHeader, match="To name"):
-        compose.compose(reply(to_name="=?utf-8?b?QWRhDQpCY2M6IHZpY3RpbUBldmlsLmV4YW1wbGU=?="),
-                        "Thanks\n")
+    # decoded CR/LF out as a real line break, which would add a Bcc: the decoded text is
+    # what is cleaned.
+    raw = compose.compose(reply(to_name="=?utf-8?b?QWRhDQpCY2M6IHZpY3RpbUBldmlsLmV4YW1wbGU=?="),
+                          "Thanks\n")
+    assert header_names(raw) == EXPECTED_HEADERS
+    assert getaddresses(parsed(raw).get_all("To")) == [("Ada Bcc: victim@evil.example",
+                                                       "ada@example.net")]
+
+
+NESTED = "=?utf-8?q?=3D=3Futf-8=3Fq=3FHello=3D0D=3D0ABcc=3D3A_victim=3D40evil=3D2Eexample=3F=3D?="
 
 
 @pytest.mark.parametrize("field", ["subject", "to_name"])
-def test_encoded_line_breaks_are_refused(field):
-    evil = "=?utf-8?q?Hello=0D=0ABcc=3A_victim=40evil=2Eexample?="
-    with pytest.raises(compose.UnsafeHeader):
-        compose.compose(reply(**{field: evil}), "x\n")
+@pytest.mark.parametrize("evil", ["=?utf-8?q?Hello=0D=0ABcc=3A_victim=40evil=2Eexample?=", NESTED])
+def test_encoded_line_breaks_become_spaces(field, evil):
+    raw = compose.compose(reply(**{field: evil}), "x\n")
+    assert header_names(raw) == EXPECTED_HEADERS
+    msg = parsed(raw)
+    shown = msg["Subject"] if field == "subject" else str(msg["To"])
+    assert "Hello Bcc: victim@evil.example" in shown
     # Harmless encoded words are decoded and encoded again properly.
     msg = parsed(compose.compose(reply(**{field: "=?utf-8?q?Zo=C3=AB?="}), "x\n"))
     assert "Zoë" in (msg["Subject"] if field == "subject" else str(msg["To"]))
+
+
+def q_word(text: str) -> str:
+    return "=?utf-8?q?" + "".join(chr(b) if chr(b).isalnum() else f"={b:02X}"
+                                  for b in text.encode()) + "?="
+
+
+def test_encoded_words_nested_too_deep_refuse_the_subject_and_drop_the_name():
+    deep = "Hello\r\nBcc: victim@evil.example"
+    for _ in range(compose.MAX_ENCODED_WORD_NESTING + 2):
+        deep = q_word(deep)
+    with pytest.raises(compose.UnsafeHeader, match="nested"):
+        compose.compose(reply(subject=deep), "x\n")
+    raw = compose.compose(reply(to_name=deep), "x\n")
+    assert header_names(raw) == EXPECTED_HEADERS
+    assert getaddresses(parsed(raw).get_all("To")) == [("", "ada@example.net")]
+    # As deep as allowed still goes out, on one line.
+    allowed = "Hello\r\nBcc: victim@evil.example"
+    for _ in range(compose.MAX_ENCODED_WORD_NESTING):
+        allowed = q_word(allowed)
+    assert parsed(compose.compose(reply(subject=allowed), "x\n"))["Subject"] == \
+        "Re: Hello Bcc: victim@evil.example"
+
+
+# Text as it comes out of SQLite: any character but a lone surrogate (UTF-8 cannot hold one).
+ANY_TEXT = st.characters(blacklist_categories=("Cs",))
+HEADER_TEXT = st.text(st.sampled_from("ab =?!_:@<>\"\\\r\n\t\x00\x1b\x85\u2028é") | ANY_TEXT,
+                      max_size=40) | st.builds(q_word, st.text(ANY_TEXT, max_size=20))
+
+
+@given(HEADER_TEXT, HEADER_TEXT)
+def test_any_received_subject_or_name_gives_exactly_the_headers_on_one_line(subject, name):
+    try:
+        raw = compose.compose(reply(subject=subject, to_name=name), "x\n")
+    except compose.UnsafeHeader as error:
+        assert "nested" in str(error) or "broken" in str(error)
+        return
+    assert header_names(raw) == EXPECTED_HEADERS
+    msg = parsed(raw)
+    for value in (str(msg["Subject"]), str(msg["To"])):
+        assert not re.search(r"[\x00-\x1f\x7f-\x9f]", value), value
+    assert getaddresses(msg.get_all("To"))[0][1] == "ada@example.net"
 
 
 def test_the_header_block_is_read_back_before_anything_goes_out():

@@ -13,7 +13,7 @@ import click
 
 from ..lock import EX_TEMPFAIL
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, confirm, echo, echo_bytes, emit, output_options
 
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
@@ -41,13 +41,15 @@ def _setup_problems(app: App, *, sending: bool) -> list[str]:
 @click.option("--to-message", metavar="ID",
               help="Answer this message of the thread (its id in 'show --json', or its "
                    "Message-ID) instead of the last one")
+@click.option("--subject", metavar="TEXT",
+              help="The answer's subject instead of the answered message's ('Re: ' is added)")
 @click.option("--dry-run", is_flag=True,
               help="Print the exact message that would be sent; queue and send nothing")
 @click.option("-y", "--yes", is_flag=True,
               help="Do not ask before answering machine mail (an auto-reply, a bounce)")
 @click.pass_obj
 def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[str] | None,
-          to_message: str | None, dry_run: bool, yes: bool) -> None:
+          to_message: str | None, subject: str | None, dry_run: bool, yes: bool) -> None:
     """Answer a discussion by email.
 
     Opens $VISUAL or $EDITOR on a template, as 'git commit' does: write above the quoted
@@ -64,6 +66,7 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
         mailthreads reply 3
         mailthreads reply 3 -m "Thank you, that is a good point."
         mailthreads reply 3 --to-message 17 --dry-run
+        mailthreads reply 3 --subject "Your question about typewriters"
     """
     from dataclasses import replace
     from datetime import UTC, datetime
@@ -89,14 +92,17 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     except LookupError as error:
         raise click.ClickException(f"thread {thread_id}: {error}") from None
     if target.warning and not yes:
-        click.confirm(f"Thread {thread_id}: {target.warning}. Answer anyway?", abort=True,
-                      err=True)
+        confirm(f"Thread {thread_id}: {target.warning}. Answer anyway?")
 
     try:
         draft = outbox_module.draft_reply(config, thread, messages, target.message)
+        if subject is not None:
+            draft = replace(draft, subject=subject)
         compose.compose(draft, "")  # refuse unsafe headers now, before the author writes
     except compose.UnsafeHeader as error:
-        raise click.ClickException(str(error)) from None
+        about_subject = subject is None and "the Subject" in str(error)
+        hint = ": give the answer's subject with --subject" if about_subject else ""
+        raise click.ClickException(f"{error}{hint}") from None
 
     answered = target.message
     quoted_header = compose.attribution(answered["date"], _sender_name(app, answered),
@@ -117,12 +123,12 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     draft = replace(draft, date=datetime.now(UTC))
     raw = compose.compose(draft, body)
     if dry_run:
-        click.echo(raw, nl=False)
+        echo_bytes(raw)
         return
 
     entry_id = outbox_module.queue(
         conn, thread_id=thread_id, message_id=draft.message_id, in_reply_to=draft.in_reply_to,
-        to_address=draft.to_address, subject=compose.reply_subject(draft.subject), body=body,
+        to_address=draft.to_address, subject=compose.answer_subject(draft.subject), body=body,
         raw=raw)
     result = outbox_module.deliver(conn, config, entry_id)
     _report(result)
@@ -144,7 +150,7 @@ def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
     notes = [
         f"Thread {thread['id']} · {thread['post']} · {thread['state'].replace('_', ' ')}",
         f"To:       {to}",
-        f"Subject:  {compose.reply_subject(draft.subject)}",
+        f"Subject:  {compose.answer_subject(draft.subject)}",
         f"Reply-To: {draft.reply_to}",
         "          (signed for this thread: their next reply comes back here)",
     ]
@@ -156,16 +162,16 @@ def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
 
 def _report(result: Any) -> None:
     if result.ok:
-        click.echo(result.text[:1].upper() + result.text[1:])
+        echo(result.text[:1].upper() + result.text[1:])
         if result.sent_copy:
-            click.echo(f"  {result.sent_copy}")
+            echo(f"  {result.sent_copy}")
     elif result.status == "sending":
-        click.echo(f"Error: {result.text}", err=True)
+        echo(f"Error: {result.text}", err=True)
     elif result.status == "skipped":
-        click.echo(result.text[:1].upper() + result.text[1:], err=True)
+        echo(result.text[:1].upper() + result.text[1:], err=True)
     else:
-        click.echo(f"Error: {result.text}; it stays in the outbox: 'mailthreads outbox send' "
-                   "retries it", err=True)
+        echo(f"Error: {result.text}; it stays in the outbox: 'mailthreads outbox send' "
+             "retries it", err=True)
 
 
 @click.group(invoke_without_command=True)

@@ -9,13 +9,12 @@ lists these threads together with the quarantine.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, dumps, echo, emit, output_options
 from .review import person
 
 
@@ -82,10 +81,10 @@ def correspondents_merge(app: App, thread_id: int, as_json: bool) -> None:
     result = {"thread": thread_id, "correspondent": into, "addresses": addresses,
               "threads": joined}
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(dumps(result))
         return
-    click.echo(f"{', '.join(addresses)}: now {_label(conn, into)}, for good; their messages "
-               f"are in thread {', '.join(map(str, joined))}.")
+    echo(f"{', '.join(addresses)}: now {_label(conn, into)}, for good; their messages "
+         f"are in thread {', '.join(map(str, joined))}.", multiline=False)
 
 
 @correspondents.command(name="separate")
@@ -108,11 +107,11 @@ def correspondents_separate(app: App, thread_id: int, as_json: bool) -> None:
     with conn:
         store.clear_possibly_same(conn, thread_id)
     if as_json:
-        click.echo(json.dumps({"thread": thread_id, "correspondent": thread["correspondent_id"],
-                               "not_same_as": thread["possibly_same_as"]}, indent=2))
+        click.echo(dumps({"thread": thread_id, "correspondent": thread["correspondent_id"],
+                          "not_same_as": thread["possibly_same_as"]}))
         return
-    click.echo(f"Thread {thread_id} stays apart: {thread['correspondent_address']} is not "
-               f"{_label(conn, thread['possibly_same_as'])}.")
+    echo(f"Thread {thread_id} stays apart: {thread['correspondent_address']} is not "
+         f"{_label(conn, thread['possibly_same_as'])}.", multiline=False)
 
 
 def _label(conn: Any, correspondent_id: int) -> str:

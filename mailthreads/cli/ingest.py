@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from .app import App
-from .output import chosen_format
+from .output import chosen_format, dumps, echo
 
 
 @click.command()
@@ -73,7 +72,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
 
     def on_outcome(outcome):
         if fmt == "nl":
-            click.echo(json.dumps(outcome.as_dict(), ensure_ascii=False))
+            click.echo(dumps(outcome.as_dict(), indent=None))
         elif fmt == "json":
             outcomes.append(outcome.as_dict())
         if bar is not None:
@@ -98,8 +97,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
               "quarantined": summary.quarantined, "ignored": summary.ignored,
               "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
-        click.echo(json.dumps({"summary": totals, "messages": outcomes}, indent=2,
-                              ensure_ascii=False))
+        click.echo(dumps({"summary": totals, "messages": outcomes}))
     elif fmt == "table":
         line = (f"{summary.total} messages: {summary.stored} stored, {summary.duplicate} "
                 f"duplicate, {summary.quarantined} quarantined")
@@ -173,7 +171,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "signature": analysis.signature,
         }
     if as_json:
-        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        click.echo(dumps(result))
         return
     for key in ("status", "message_id", "from", "subject", "kind", "direction", "post",
                 "thread", "parent_message_id"):
@@ -181,10 +179,11 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             value = result[key]
             if key == "thread" and value is None and result["status"] == "stored":
                 value = "(a new thread)"
-            click.echo(f"{key.replace('_', ' ') + ':':19}{'' if value is None else value}")
+            echo(f"{key.replace('_', ' ') + ':':19}{'' if value is None else value}",
+                 multiline=False)
     click.echo("why:")
     for reason in result["reasons"]:
-        click.echo(f"  - {reason}")
+        echo(f"  - {reason}", multiline=False)
     for key in ("visible_text", "quoted_text", "signature"):
         if result.get(key):
-            click.echo(f"\n--- {key.replace('_', ' ')} ---\n{result[key]}")
+            echo(f"\n--- {key.replace('_', ' ')} ---\n{result[key]}")

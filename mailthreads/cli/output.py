@@ -1,5 +1,11 @@
 """Output formats shared by the listing commands, as in sqlite-utils: a table for people,
-``--json``, ``--nl`` (newline-delimited JSON) and ``--csv`` for scripts."""
+``--json``, ``--nl`` (newline-delimited JSON) and ``--csv`` for scripts.
+
+Whatever a command prints that may hold text from mail goes through this module (``echo``,
+``styled``, ``confirm``, ``dumps``, ``emit``, ``echo_bytes``), which neutralises it with
+``mailthreads.printable``: no sender can send the terminal a control sequence. Plain
+``click.echo`` is for the program's own words only.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
+
+from ..printable import json_safe, neutralise
 
 
 def output_options(fn: Callable) -> Callable:
@@ -28,21 +36,55 @@ def chosen_format(as_json: bool, as_nl: bool, as_csv: bool = False) -> str:
     return "json" if as_json else "nl" if as_nl else "csv" if as_csv else "table"
 
 
+def echo(text: str = "", *, multiline: bool = True, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for text that may hold anything from mail. ``multiline`` keeps its tabs
+    and newlines (a body); without it they are escaped too (a line of ``key: value``)."""
+    click.echo(neutralise(text, multiline=multiline), err=err, nl=nl)
+
+
+def styled(text: str, *, multiline: bool = True, **style: Any) -> str:
+    """Text from mail in the program's own colours: neutralised first, then styled."""
+    text = neutralise(text, multiline=multiline)
+    return click.style(text, **style) if style else text
+
+
+def confirm(question: str) -> None:
+    """Ask on standard error (the question may quote mail); abort unless the answer is yes."""
+    click.confirm(neutralise(question, multiline=False), abort=True, err=True)
+
+
+def dumps(value: Any, *, indent: int | None = 2) -> str:
+    """JSON as readable as ``ensure_ascii=False`` makes it, but with control, bidi and
+    invisible characters as ``\\uXXXX`` escapes (loading it gives back the exact text)."""
+    return json_safe(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
+
+
+def echo_bytes(data: bytes) -> None:
+    """Bytes exactly as they are for a pipe or a file; neutralised text for a terminal."""
+    if sys.stdout.isatty():
+        echo(data.decode("utf-8", "replace"), nl=False)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
 def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
          *, empty: str = "Nothing to show.") -> None:
     if fmt == "json":
-        click.echo(json.dumps(list(rows), indent=2, ensure_ascii=False, default=str))
+        click.echo(dumps(list(rows)))
     elif fmt == "nl":
         for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+            click.echo(dumps(row, indent=None))
     elif fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: neutralise(value) if isinstance(value, str) else value
+                          for key, value in row.items()} for row in rows)
     elif not rows:
         click.echo(empty)
     else:
-        click.echo(table(([str(_cell(row.get(c))) for c in columns] for row in rows), columns))
+        click.echo(table(([neutralise(str(_cell(row.get(c)))) for c in columns] for row in rows),
+                         columns))
 
 
 def _cell(value: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .app import App
+from .output import echo
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
@@ -87,15 +88,15 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
     show_bars = not quiet and sys.stderr.isatty()
     result = poll_accounts(
         database.conn, config, accounts,
-        on_report=None if quiet else lambda r, a: click.echo(_summary(r, a)),
+        on_report=None if quiet else lambda r, a: echo(_summary(r, a)),
         progress=_progress_bar if show_bars else None,
     )
     database.conn.close()
     if not quiet:
         for note in result.notes:
-            click.echo(f"Note: {note}", err=True)
+            echo(f"Note: {note}", err=True)
     for failure in result.failures:
-        click.echo(f"Error: {failure}", err=True)
+        echo(f"Error: {failure}", err=True)
     return result.exit_code
 
 
@@ -116,12 +117,12 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
 
     def log(line: str) -> None:
         with output:
-            click.echo(line, err=True)
+            echo(line, err=True)
 
     def report(folder_report: FolderReport, account: ImapAccount) -> None:
         if not quiet:
             with output:
-                click.echo(_summary(folder_report, account))
+                echo(_summary(folder_report, account))
 
     shared = Watch(log=log, on_report=report)
 
@@ -134,5 +135,5 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
         log(f"watching {len(accounts)} account(s); stop with Ctrl-C or SIGTERM")
     watch(app.database_path, config, accounts, shared)
     for reason in shared.fatal:
-        click.echo(f"Error: {reason}", err=True)
+        echo(f"Error: {reason}", err=True)
     return 1 if shared.fatal else 0

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, dumps, echo, emit, output_options
 
 
 def _slug(value: str) -> str:
@@ -92,12 +92,12 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     post["aliases"] = json.loads(post["aliases"] or "[]")
     post["reply_address"] = _link(app, post["slug"])["address"]
     if as_json:
-        click.echo(json.dumps({**post, "threads": threads}, indent=2, ensure_ascii=False))
+        click.echo(dumps({**post, "threads": threads}))
         return
-    click.echo(f"{post['slug']}: {post['title'] or '(no title)'}")
+    echo(f"{post['slug']}: {post['title'] or '(no title)'}", multiline=False)
     for key in ("url", "reply_address", "created_at"):
         if post[key]:
-            click.echo(f"  {key.replace('_', ' ')}: {post[key]}")
+            echo(f"  {key.replace('_', ' ')}: {post[key]}", multiline=False)
     if post["closed"]:
         click.echo("  closed: new first replies are quarantined")
     click.echo()
@@ -164,7 +164,7 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
     link["mailto"] += "?subject=" + quote(f"Re: {title}")
     link["html"] = (f'<a href="{html.escape(link["mailto"])}">Reply by email</a>')
     if as_json:
-        click.echo(json.dumps(link, indent=2, ensure_ascii=False))
+        click.echo(dumps(link))
         return
     if post is None:
         click.echo(f"(no post {slug!r} yet: the first reply will create it)", err=True)
@@ -205,13 +205,13 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
     renamed = sum(r.renamed for r in results)
     if as_json:
         summary = {"entries": len(results), **counts, "renamed": renamed}
-        click.echo(json.dumps({"summary": summary, "entries": [r.as_dict() for r in results]},
-                              indent=2, ensure_ascii=False))
+        click.echo(dumps({"summary": summary, "entries": [r.as_dict() for r in results]}))
         return
     for row in results:
-        click.echo(f"{row.result:9}  {row.post or '#' + str(row.entry)}  {row.title or ''}")
+        echo(f"{row.result:9}  {row.post or '#' + str(row.entry)}  {row.title or ''}",
+             multiline=False)
         if row.note:
-            click.echo(f"           {row.note}")
+            echo(f"           {row.note}", multiline=False)
     line = (f"{len(results)} entries in feed: {counts['added']} added, {counts['updated']} "
             f"updated, {counts['unchanged']} unchanged, {counts['skipped']} skipped")
     if renamed:

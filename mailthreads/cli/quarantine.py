@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, dumps, echo, echo_bytes, emit, output_options
 
 
 @click.group()
@@ -54,18 +51,18 @@ def quarantine_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
         raise click.ClickException(str(error)) from None
     raw_bytes = entry.pop("raw")
     if raw:
-        sys.stdout.buffer.write(raw_bytes)
+        echo_bytes(raw_bytes)
         return
     if as_json:
         entry["size"] = len(raw_bytes)
-        click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
+        click.echo(dumps(entry))
         return
     for key in ("id", "reason", "source", "origin", "from_address", "subject", "envelope_from",
                 "envelope_to", "created_at", "raw_sha256"):
         if entry.get(key) is not None:
-            click.echo(f"{key.replace('_', ' ') + ':':15}{entry[key]}")
+            echo(f"{key.replace('_', ' ') + ':':15}{entry[key]}", multiline=False)
     click.echo(f"{'size:':15}{len(raw_bytes):,} bytes\n")
-    click.echo(raw_bytes[:4096].decode("utf-8", "replace"))
+    echo(raw_bytes[:4096].decode("utf-8", "replace"))
 
 
 @quarantine.command(name="release")
@@ -95,7 +92,7 @@ def quarantine_release(app: App, entry_ids: tuple[int, ...], post_hint: str | No
         except store.NotFound as error:
             raise click.ClickException(str(error)) from None
         where = f" in thread {outcome.thread}" if outcome.thread else ""
-        click.echo(f"{entry_id}: {outcome.status}{where}"
+        echo(f"{entry_id}: {outcome.status}{where}"
                    + (f" ({outcome.reasons[-1]})" if outcome.status == "quarantined" else ""))
 
 

@@ -6,14 +6,13 @@ These are the commands people run all day, so they use the plain sqlite3 read pa
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
 from .app import App
-from .output import chosen_format, emit, output_options
+from .output import chosen_format, dumps, echo, emit, output_options, styled
 
 TABLE_PAGE = 50
 STATE_NAMES = {"needs-reply": "needs_reply", "answered": "answered", "archived": "archived"}
@@ -100,7 +99,7 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
     if fmt == "table":
         for row in rows:
             if row["pending_decision"]:
-                click.echo(decision_hint(row), err=True)
+                echo(decision_hint(row), multiline=False, err=True)
 
 
 @click.command()
@@ -167,7 +166,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
     if as_json:
         thread["correspondent"] = _correspondent(thread)
         thread["pending_decision"] = pending_decision(thread)
-        click.echo(json.dumps({**thread, "messages": messages}, indent=2, ensure_ascii=False))
+        click.echo(dumps({**thread, "messages": messages}))
     else:
         text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name)
         if sys.stdout.isatty() and not no_pager:
@@ -181,13 +180,15 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
 
 def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quotes: bool,
                   author: str) -> str:
+    # Every piece from mail is neutralised (styled(..., multiline=False) for one-line fields)
+    # before the program's own colours go around it.
     lines = [
-        click.style(f"Thread {thread['id']} · {thread['post']} · {_correspondent(thread)} · "
-                    f"{thread['state'].replace('_', ' ')}", bold=True),
-        f"Subject: {thread['subject'] or '(none)'}",
+        styled(f"Thread {thread['id']} · {thread['post']} · {_correspondent(thread)} · "
+               f"{thread['state'].replace('_', ' ')}", multiline=False, bold=True),
+        styled(f"Subject: {thread['subject'] or '(none)'}", multiline=False),
     ]
     if pending_decision(thread):
-        lines.append(click.style(decision_hint(thread), fg="yellow"))
+        lines.append(styled(decision_hint(thread), multiline=False, fg="yellow"))
     for message in messages:
         lines.append("")
         who = "You" if message["direction"] == "out" else (
@@ -198,21 +199,23 @@ def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quo
         heading = f"── {who} · {when}"
         if label:
             heading += f" · {label}, not part of the discussion"
-        lines.append(click.style(heading + " ", fg="cyan" if not label else "yellow"))
+        lines.append(styled(heading + " ", multiline=False,
+                            fg="cyan" if not label else "yellow"))
         if label and message["kind_reasons"]:
-            lines.append(click.style(f"   ({message['kind_reasons'][0]})", dim=True))
-        lines.append((message["visible_text"] or "").rstrip() or "(no text)")
+            lines.append(styled(f"   ({message['kind_reasons'][0]})", multiline=False,
+                                dim=True))
+        lines.append(styled((message["visible_text"] or "").rstrip() or "(no text)"))
         quoted = (message["quoted_text"] or "").rstrip()
         if quoted:
             if quotes:
-                lines.append(click.style(quoted, dim=True))
+                lines.append(styled(quoted, dim=True))
             else:
                 count = quoted.count("\n") + 1
                 lines.append(click.style(f"[… {count} quoted line{'s' if count != 1 else ''} "
                                          "hidden: --quotes shows them]", dim=True))
         signature = (message["signature"] or "").rstrip()
         if signature:
-            lines.append(click.style(signature, dim=True))
+            lines.append(styled(signature, dim=True))
     return "\n".join(lines)
 
 
@@ -298,7 +301,7 @@ def stats(app: App, as_json: bool) -> None:
     counts = store.stats(app.reader())
     counts["database"] = str(app.database_path)
     if as_json:
-        click.echo(json.dumps(counts, indent=2))
+        click.echo(dumps(counts))
         return
     for key, value in counts.items():
         if isinstance(value, dict):

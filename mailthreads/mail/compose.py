@@ -3,9 +3,11 @@
 Pure: values in, text or bytes out; no database, no network, no clock (the caller passes the
 date and the Message-ID, so that a composed message is reproducible and testable).
 
-Everything taken from received mail (subject, names, addresses, message ids) passes
-``check_header`` before it reaches a header: the parser already folds whitespace, but a value
-that reached the database some other way must not be able to add a header (``Bcc:``) or a body.
+Everything taken from received mail reaches a header only through ``header_text`` (subjects,
+display names: control characters are taken out, so a stray NUL never blocks an answer) or
+``check_header`` (addresses, message ids: refused if unsafe). The parser already folds
+whitespace, but a value that reached the database some other way, or an encoded word that
+decodes to a line break, must not be able to add a header (``Bcc:``) or a body.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -40,6 +41,11 @@ COMMENT = "#"
 SIGNATURE_SEPARATOR = "-- "
 
 _UNSAFE = re.compile(r"[\r\n\0]")
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029]+")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Encoded words inside encoded words: each level is decoded (the email package would decode
+# the next one when it writes the header); deeper than this is no honest mail.
+MAX_ENCODED_WORD_NESTING = 4
 _MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
 # Reply prefixes in the languages mail clients most often use, with optional counters
 # ("Re[2]:", "AW:", "SV:", "Antw:", "Odp:"): one "Re: " replaces all of them. Forward prefixes
@@ -81,22 +87,41 @@ def check_header(name: str, value: str) -> str:
 
 
 def header_text(name: str, value: str) -> str:
-    """Received text for a header, with any RFC 2047 encoded words decoded, then checked.
+    """Received text for a header, encoded words decoded, control characters taken out.
 
     Python's email package decodes encoded words it finds in a value and, when it folds the
     header again, writes a decoded CR/LF out as a real line break (CPython 3.11.7:
-    ``=?utf-8?q?Hi=0D=0ABcc=3A_x?=`` in a Subject becomes a Bcc header). So what is checked
-    must be the decoded text, and the decoded text is what goes in (re-encoded as needed).
+    ``=?utf-8?q?Hi=0D=0ABcc=3A_x?=`` in a Subject becomes a Bcc header), and an encoded word
+    can hide another one. So the value is decoded until nothing changes and cleaned at every
+    level: line breaks and tabs become a space, other control characters (a NUL) go. What
+    goes in is then exactly the text the email package keeps (re-encoded as needed).
     """
-    check_header(name, value)
-    if "=?" not in value:
-        return value
-    try:
-        decoded = str(make_header(decode_header(value)))
-    except (HeaderParseError, UnicodeError, LookupError, ValueError):
-        raise UnsafeHeader(f"refusing to send: the {name} has broken encoded words: "
-                           f"{value!r}") from None
-    return check_header(name, decoded)
+    text = without_controls(value)
+    for _ in range(MAX_ENCODED_WORD_NESTING + 1):
+        if "=?" not in text:
+            return text
+        try:
+            # The email package's own reading of the value: what it would write out.
+            decoded = without_controls(str(policy.SMTP.header_factory("Subject", text)))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError, IndexError):
+            raise UnsafeHeader(f"refusing to send: the {name} has broken encoded words: "
+                               f"{value!r}") from None
+        if decoded == text:
+            return text
+        text = decoded
+    raise UnsafeHeader(f"refusing to send: the {name} has encoded words nested more than "
+                       f"{MAX_ENCODED_WORD_NESTING} deep: {value!r}")
+
+
+def without_controls(value: str) -> str:
+    """``value`` with line breaks and tabs made one space and other control characters
+    removed: what a header may carry of a received subject or name."""
+    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value))
+
+
+def answer_subject(subject: str) -> str:
+    """The Subject an answer to ``subject`` (received text) goes out with."""
+    return reply_subject(header_text("Subject", subject))
 
 
 def bare_subject(subject: str) -> str:
@@ -335,7 +360,7 @@ def compose(reply: Reply, body: str) -> bytes:
     message["From"] = _address("From", reply.from_name, reply.from_address)
     message["To"] = _address("To", reply.to_name, reply.to_address)
     message["Reply-To"] = _address("Reply-To", "", reply.reply_to)
-    message["Subject"] = reply_subject(header_text("Subject", reply.subject))
+    message["Subject"] = answer_subject(reply.subject)
     message["Date"] = format_datetime(reply.date.astimezone(UTC))
     message["Message-ID"] = f"<{_own_id(reply.message_id)}>"
     in_reply_to = usable_message_id(reply.in_reply_to)
@@ -370,7 +395,10 @@ def _verify_headers(raw: bytes, expected: list[str]) -> None:
 
 
 def _address(header: str, name: str, address: str) -> Address:
-    name = header_text(f"{header} name", name)
+    try:
+        name = header_text(f"{header} name", name)
+    except UnsafeHeader:
+        name = ""  # a name is optional: an unreadable one must not stop the answer
     check_header(f"{header} address", address)
     if not address.isascii():
         raise UnsafeHeader(f"{header} address {address!r} is not plain ASCII")

@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 
+from ..printable import neutralise
+
 LOGGER = "mailthreads.smtp"
 
 
@@ -18,7 +20,7 @@ def configure(verbosity: int) -> None:
     """0: a line per message and every problem; 1: also sessions; 2: the whole SMTP dialogue."""
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{stamp}%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(NeutralisingFormatter(f"{stamp}%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -26,6 +28,14 @@ def configure(verbosity: int) -> None:
     # aiosmtpd logs every command at INFO: worth reading when debugging, noise otherwise.
     logging.getLogger("mail.log").setLevel(
         {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+class NeutralisingFormatter(logging.Formatter):
+    """Whatever a line quotes (a peer's HELO, an SMTP command at -vv, an error naming a
+    header) reaches the terminal or the journal without control sequences."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return neutralise(super().format(record))
 
 
 def fields(**values: object) -> str:
