@@ -86,6 +86,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         raise click.ClickException(f"cannot read: {error}") from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
+              "deleted": summary.deleted,
               "by_kind": summary.by_kind}
     if fmt == "json":
         click.echo(json.dumps({"summary": totals, "messages": outcomes}, indent=2,
@@ -96,6 +97,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         machine = sum(n for kind, n in summary.by_kind.items() if kind != "reply")
         if machine:
             line += f" ({machine} of the stored are auto-replies, bounces or reports)"
+        if summary.deleted:
+            line += f"; {summary.deleted} deleted by you before, not filed again"
         click.echo(line)
         if summary.quarantined:
             click.echo("See them with: mailthreads quarantine list", err=True)
