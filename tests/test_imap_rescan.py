@@ -3,6 +3,8 @@ on ``poll --rescan [--since DATE]``, and never bringing back what the author del
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -28,6 +30,11 @@ def without_domain(poller: Poller) -> None:
 def with_domain(poller: Poller) -> None:
     poller.config.write_text(poller.config.read_text().replace("[addresses]\n",
                                                                "[addresses]\n" + DOMAIN_LINE))
+
+
+def settings(poller: Poller) -> dict:
+    return json.loads(poller.rows("SELECT routing_settings FROM imap_checkpoints "
+                                  "WHERE folder = 'INBOX'")[0][0])
 
 
 def mailthreads(poller: Poller, *args: str) -> str:
@@ -75,7 +82,7 @@ def test_poll_with_the_default_domain_then_fixed_rescans_by_itself(dovecot, make
     assert {uid: flags[uid] for uid in old_flags} == old_flags
     assert flags[4] == {"\\Seen"}
     assert poller.checkpoint() == (dovecot.uidvalidity(), 4)
-    assert "blog.example" in poller.rows("SELECT routing_settings FROM imap_checkpoints")[0][0]
+    assert settings(poller)["[addresses] domain"] == "blog.example"
 
     assert "test INBOX: nothing new" in poller.ok()  # the new settings are remembered
     assert len(poller.messages()) == 3
@@ -167,3 +174,65 @@ def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tm
         poller, "ingest", str(copy))
     assert poller.messages() == []
     assert poller.rows("SELECT COUNT(*) FROM raw_messages") == [(0,)]
+
+
+def test_checkpoint_from_before_routing_settings_were_kept_is_read_again_once(
+        dovecot, make_poller):  # noqa: F811
+    poller = make_poller()
+    dovecot.append(reply(1))
+    dovecot.append(message(sender=JANE, to="me@personal.example", subject="Hello",
+                           message_id="<hello@example.com>"))
+    assert "2 new: 1 stored" in poller.ok()
+    # As a database migrated from schema 1 has it.
+    conn = sqlite3.connect(poller.database)
+    with conn:
+        conn.execute("UPDATE imap_checkpoints SET routing_settings = NULL")
+    conn.close()
+
+    out = poller.ok()
+
+    assert ("test INBOX: 0 new, 1 read again: 0 stored, 0 duplicate, 0 quarantined, "
+            "1 left alone (read again once: the last poll was made by an older mailthreads "
+            "that did not record the routing settings; 1 filed before, not fetched again)") in out
+    assert "test INBOX: nothing new" in poller.ok()
+
+
+def test_rescan_stopped_halfway_is_done_again_by_the_next_poll(dovecot, make_poller,  # noqa: F811
+                                                               monkeypatch):
+    from mailthreads.config import load
+    from mailthreads.transport.imap import FolderPlan, connect
+    from mailthreads.transport.imap_sync import BATCH_MESSAGES, FolderSync
+
+    poller = make_poller()
+    without_domain(poller)
+    total = BATCH_MESSAGES + 50
+    dovecot.append_many(reply(n) for n in range(1, total + 1))
+    assert f"{total} left alone" in poller.ok()
+    with_domain(poller)
+    config = load(poller.config)
+    monkeypatch.setenv(dovecot.password_env, dovecot.password)
+    database = open_database(poller.database)
+    batches = []
+
+    def stop_after_one_batch() -> bool:
+        return len(batches) >= 1
+
+    client = connect(config.imap[0])
+    try:
+        sync = FolderSync(client, database.conn, config, config.imap[0],
+                          should_stop=stop_after_one_batch, before_fetch=batches.append)
+        report = sync.sync(FolderPlan("INBOX", "inbox"))
+    finally:
+        client.logout()
+    database.conn.close()
+    assert report.stored == BATCH_MESSAGES
+    # Until the rescan is through, the checkpoint keeps the settings it was made with.
+    assert settings(poller)["[addresses] domain"] == "localhost"
+
+    out = poller.ok()
+
+    assert (f"0 new, 50 read again: 50 stored, 0 duplicate, 0 quarantined, 0 left alone "
+            f"(read again: [addresses] domain changed since the last poll; {BATCH_MESSAGES} "
+            "filed before, not fetched again)") in out
+    assert len(poller.messages()) == total
+    assert "test INBOX: nothing new" in poller.ok()
