@@ -236,3 +236,27 @@ def test_rescan_stopped_halfway_is_done_again_by_the_next_poll(dovecot, make_pol
             "filed before, not fetched again)") in out
     assert len(poller.messages()) == total
     assert "test INBOX: nothing new" in poller.ok()
+
+
+def test_watch_with_rescan_reads_older_mail_again_on_its_first_catch_up(dovecot, make_poller):  # noqa: F811
+    from test_imap import stop, wait_for
+
+    poller = make_poller()
+    dovecot.append(message(sender=JANE, to="me@personal.example", subject="Before",
+                           message_id="<before@example.com>"))
+    assert "1 left alone" in poller.ok()
+    dovecot.append(message(sender=JANE, message_id="<jane1@example.com>"))
+    assert "1 stored" in poller.ok()
+
+    process = poller.start("--watch", "--rescan")
+    try:
+        wait_for(lambda: len(poller.messages()) == 2, "the rescan", process)
+        dovecot.append(reply(2))
+        wait_for(lambda: len(poller.messages()) == 3, "new mail while watching", process)
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    assert "0 new, 1 read again: 1 stored" in out and "(--rescan)" in out
+    inbox = [line for line in out.splitlines() if line.startswith("test INBOX")]
+    assert ["read again" in line for line in inbox] == [True, False]  # the first catch-up only
+    assert poller.rows("SELECT COUNT(*) FROM deliveries") == [(3,)]
