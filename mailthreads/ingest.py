@@ -438,15 +438,21 @@ class Pipeline:
         """A message the author deleted (a tombstone matches its bytes or its identity) is
         dropped again, raw bytes and delivery too: a rescan or a resent copy never brings
         it back, whichever transport fetched it."""
-        identity = None if isinstance(analysis, str) else analysis.identity_sha256
-        tombstone = store.tombstone_for(self.conn, sha256, identity)
-        if tombstone is None:
+        reason = deleted_before(self.conn, sha256, analysis)
+        if reason is None:
             return None
         store.drop_delivery(self.conn, delivery_id, sha256)
-        reason = (f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: "
-                  "not filed again")
         return Outcome("deleted", message_id=None if isinstance(analysis, str)
                        else analysis.message_id, reasons=(reason,), origin=origin)
+
+
+def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysis | str) -> str | None:
+    """Why a message is not filed again when the author deleted it before; None otherwise."""
+    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    tombstone = store.tombstone_for(conn, sha256, identity)
+    if tombstone is None:
+        return None
+    return f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: not filed again"
 
 
 def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:

@@ -170,6 +170,9 @@ def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tm
     copy = tmp_path / "copy.eml"
     copy.write_bytes(b"Received: from mx.example.org by blog.example; "
                      b"Wed, 25 Nov 2026 10:00:00 +0000\r\n" + unknown_post)
+    explained = json.loads(mailthreads(poller, "explain", str(copy), "--json"))
+    assert explained["status"] == "deleted"
+    assert "deleted with quarantine delete on " in explained["reasons"][-1]
     assert "0 stored, 0 duplicate, 0 quarantined; 1 deleted by you before" in mailthreads(
         poller, "ingest", str(copy))
     assert poller.messages() == []

@@ -124,7 +124,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, analyze_or_reason, plan
+    from ..ingest import Context, Envelope, analyze_or_reason, deleted_before, plan, sha256_of
 
     try:
         raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
@@ -154,6 +154,8 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
         }
+    if deleted := deleted_before(app.reader(), sha256_of(raw), analysis):
+        result.update(status="deleted", reasons=[*result["reasons"], deleted])
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
