@@ -36,6 +36,7 @@ class Summary:
     duplicate: int = 0
     quarantined: int = 0
     ignored: int = 0
+    deleted: int = 0  # tombstoned: deleted by the author before, not filed again
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
@@ -45,7 +46,8 @@ class Summary:
 
     @property
     def total(self) -> int:
-        return self.stored + self.duplicate + self.quarantined + self.ignored
+        return (self.stored + self.duplicate + self.quarantined + self.ignored
+                + self.deleted)
 
 
 _worker_config: Config | None = None

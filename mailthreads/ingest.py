@@ -37,7 +37,7 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # stored, duplicate, quarantined, ignored
+    status: str  # stored, duplicate, quarantined, ignored, deleted (tombstoned: not filed)
     message_id: str | None = None
     thread: int | None = None
     post: str | None = None
@@ -483,6 +483,9 @@ class Pipeline:
                 decided: Plan | None = None) -> Outcome:
         """File one received message. ``analysis`` is the reason text when parsing failed;
         ``decided`` a plan the caller already made for it in this transaction."""
+        deleted = self._deleted_before(delivery_id, sha256, analysis, origin)
+        if deleted is not None:
+            return deleted
         if isinstance(analysis, str):
             store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
                                  None, None)
@@ -510,6 +513,27 @@ class Pipeline:
             reasons=tuple(decided.reasons),
             origin=origin,
         )
+
+    def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysis | str,
+                        origin: str | None) -> Outcome | None:
+        """A message the author deleted (a tombstone matches its bytes or its identity) is
+        dropped again, raw bytes and delivery too: a rescan or a resent copy never brings
+        it back, whichever transport fetched it."""
+        reason = deleted_before(self.conn, sha256, analysis)
+        if reason is None:
+            return None
+        store.drop_delivery(self.conn, delivery_id, sha256)
+        return Outcome("deleted", message_id=None if isinstance(analysis, str)
+                       else analysis.message_id, reasons=(reason,), origin=origin)
+
+
+def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysis | str) -> str | None:
+    """Why a message is not filed again when the author deleted it before; None otherwise."""
+    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    tombstone = store.tombstone_for(conn, sha256, identity)
+    if tombstone is None:
+        return None
+    return f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: not filed again"
 
 
 def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:

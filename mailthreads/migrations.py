@@ -273,6 +273,30 @@ def m004_thread_tokens(db: Database) -> None:
         END""")
 
 
+@migrations()
+def m005_rescan_tombstones(db: Database) -> None:
+    # The settings that decided "is this mail for mailthreads?" when a folder was last read
+    # (JSON, see imap_sync.routing_settings): when they change, the poller reads the folder
+    # again. NULL for checkpoints saved before this was kept.
+    db["imap_checkpoints"].add_column("routing_settings", str)
+
+    # What the author deleted or had forgotten, without its content: a message with one of
+    # these hashes is not filed again, by any transport, however often it is fetched.
+    db["tombstones"].create(
+        {
+            "id": int,
+            "raw_sha256": str,  # the exact bytes
+            "identity_sha256": str,  # Message-ID + sender + body, as messages.identity_sha256
+            "reason": str,  # the command that deleted it, e.g. "quarantine delete"
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"reason", "created_at"},
+    )
+    db["tombstones"].create_index(["raw_sha256"])
+    db["tombstones"].create_index(["identity_sha256"])
+
+
 def apply(db: Database) -> None:
     from .db import SCHEMA_VERSION
 

@@ -1,4 +1,4 @@
-"""Releasing a quarantined message: run it through the pipeline again."""
+"""Releasing a quarantined message (run it through the pipeline again), or deleting it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import sqlite3
 
 from . import store
 from .config import Config
-from .ingest import Envelope, Outcome, Pipeline
+from .ingest import Envelope, Outcome, Pipeline, analyze_or_reason
+
+DELETE_REASON = "quarantine delete"
 
 
 def release(conn: sqlite3.Connection, config: Config, entry_id: int,
@@ -19,3 +21,16 @@ def release(conn: sqlite3.Connection, config: Config, entry_id: int,
     return Pipeline(conn, config).accept(
         entry["raw"], entry["source"] or "file", envelope, origin=f"quarantine {entry_id}",
         post_hint=post_hint or entry["post_hint"])
+
+
+def delete(conn: sqlite3.Connection, config: Config, entry_id: int) -> None:
+    """Delete the entry and its raw bytes, and leave a tombstone (hashes only) so that the
+    message is not filed again when a poll reads its folder again or a copy arrives."""
+    entry = store.get_quarantine(conn, entry_id)
+    # The identity catches copies whose bytes differ (other Received lines); a message that
+    # does not parse has none, and its raw SHA-256 alone must do.
+    analysis = analyze_or_reason(entry["raw"], config, entry["envelope_from"])
+    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    store.delete_quarantine(conn, entry_id)
+    store.add_tombstone(conn, DELETE_REASON, raw_sha256=entry["raw_sha256"],
+                        identity_sha256=identity)

@@ -822,6 +822,12 @@ def delete_quarantine(conn: sqlite3.Connection, entry_id: int) -> None:
     _forget_raw_if_unused(conn, entry["raw_sha256"])
 
 
+def drop_delivery(conn: sqlite3.Connection, delivery_id: int, sha256: str) -> None:
+    """Forget a delivery that will not be filed, and its raw bytes unless used elsewhere."""
+    conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+    _forget_raw_if_unused(conn, sha256)
+
+
 def _forget_raw_if_unused(conn: sqlite3.Connection, sha256: str) -> None:
     in_use = _one(conn, "SELECT 1 FROM messages WHERE raw_sha256 = ? UNION ALL "
                   "SELECT 1 FROM quarantine WHERE raw_sha256 = ? UNION ALL "
@@ -832,27 +838,69 @@ def _forget_raw_if_unused(conn: sqlite3.Connection, sha256: str) -> None:
         conn.execute("DELETE FROM raw_messages WHERE sha256 = ?", (sha256,))
 
 
+# Tombstones ---------------------------------------------------------------------------------
+
+
+def add_tombstone(conn: sqlite3.Connection, reason: str, *, raw_sha256: str | None = None,
+                  identity_sha256: str | None = None) -> None:
+    """Remember that the author deleted a message, by its hashes only (no content), so that
+    no transport files it again. Every command that deletes or forgets mail calls this."""
+    if raw_sha256 is None and identity_sha256 is None:
+        raise ValueError("a tombstone needs the raw or the identity SHA-256")
+    conn.execute(
+        "INSERT INTO tombstones (raw_sha256, identity_sha256, reason, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        (raw_sha256, identity_sha256, reason, now()),
+    )
+
+
+def tombstone_for(conn: sqlite3.Connection, raw_sha256: str,
+                  identity_sha256: str | None) -> dict[str, Any] | None:
+    """The tombstone of a message with these bytes or this identity, if it was deleted."""
+    return _dict(conn.execute(
+        "SELECT reason, created_at FROM tombstones WHERE raw_sha256 = ? "
+        "OR identity_sha256 = ? ORDER BY id LIMIT 1",
+        (raw_sha256, identity_sha256),
+    ))
+
+
 # IMAP checkpoints ---------------------------------------------------------------------------
 
 
-def imap_checkpoint(conn: sqlite3.Connection, account: str,
-                    folder: str) -> tuple[int, int] | None:
+class Checkpoint(NamedTuple):
+    uidvalidity: int
+    last_uid: int
+    routing_settings: str | None  # JSON; None when saved by a mailthreads that kept none
+
+
+def imap_checkpoint(conn: sqlite3.Connection, account: str, folder: str) -> Checkpoint | None:
     row = conn.execute(
-        "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE account = ? AND folder = ?",
+        "SELECT uidvalidity, last_uid, routing_settings FROM imap_checkpoints "
+        "WHERE account = ? AND folder = ?",
         (account, folder),
     ).fetchone()
-    return (row[0], row[1]) if row else None
+    return Checkpoint(*row) if row else None
 
 
 def save_imap_checkpoint(conn: sqlite3.Connection, account: str, folder: str,
-                         uidvalidity: int, last_uid: int) -> None:
+                         uidvalidity: int, last_uid: int, routing_settings: str | None) -> None:
     conn.execute(
-        """INSERT INTO imap_checkpoints (account, folder, uidvalidity, last_uid, updated_at)
-           VALUES (?, ?, ?, ?, ?)
+        """INSERT INTO imap_checkpoints (account, folder, uidvalidity, last_uid,
+                                         routing_settings, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (account, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
-               last_uid = excluded.last_uid, updated_at = excluded.updated_at""",
-        (account, folder, uidvalidity, last_uid, now()),
+               last_uid = excluded.last_uid, routing_settings = excluded.routing_settings,
+               updated_at = excluded.updated_at""",
+        (account, folder, uidvalidity, last_uid, routing_settings, now()),
     )
+
+
+def imap_uids_delivered(conn: sqlite3.Connection, origin_prefix: str) -> set[int]:
+    """UIDs of one folder (``account/folder/uidvalidity``) that were filed from it already."""
+    prefix = origin_prefix + "/"
+    rows = conn.execute("SELECT origin FROM deliveries WHERE source = 'imap' "
+                        "AND substr(origin, 1, ?) = ?", (len(prefix), prefix))
+    return {int(rest) for (origin,) in rows if (rest := origin[len(prefix):]).isdigit()}
 
 
 # Statistics ---------------------------------------------------------------------------------

@@ -33,11 +33,45 @@ def test_a_message_over_the_limit_is_a_batch_of_its_own():
 
 def test_summary_lines():
     report = FolderReport("fastmail", "INBOX", "inbox", new=5, stored=2, duplicate=1,
-                          quarantined=1, ignored=1, handled_on_server=4, rescanned=True)
+                          quarantined=1, ignored=1, handled_on_server=4,
+                          rescan="UIDVALIDITY changed: folder read again, nothing stored twice")
     assert report.line("move:Archive") == (
         "fastmail INBOX: 5 new: 2 stored, 1 duplicate, 1 quarantined, 1 left alone; "
         "4 moved to Archive (UIDVALIDITY changed: folder read again, nothing stored twice)")
     assert FolderReport("a", "Sent", "sent").line() == "a Sent: nothing new"
+    rescan = FolderReport("a", "INBOX", "inbox", new=1, stored=2, ignored=1, deleted=1,
+                          read_again=3, filed_before=7, rescan="read again as asked (--rescan)")
+    assert rescan.line() == (
+        "a INBOX: 1 new, 3 read again: 2 stored, 0 duplicate, 0 quarantined, 1 left alone, "
+        "1 deleted by you before, not filed again (read again as asked (--rescan); 7 filed "
+        "before, not fetched again)")
+
+
+def test_routing_settings_change_with_what_decides_which_mail_is_ours():
+    from mailthreads.config import Addresses, Author, Config, Limits, Posts
+    from mailthreads.transport.imap_sync import _changed_settings, routing_settings
+
+    base = Config(addresses=Addresses(domain="blog.example"),
+                  author=Author(addresses=("me@blog.example",)))
+    same = [base._replace(addresses=base.addresses._replace(secret="s3cret")),
+            base._replace(posts=Posts(create_on_first_reply=False)),
+            base._replace(limits=Limits(max_message_size=1000)),
+            base._replace(author=Author(name="Ada", addresses=("ME@blog.example",)))]
+    for config in same:
+        assert routing_settings(config) == routing_settings(base)
+    changes = {
+        "[addresses] domain": base.addresses._replace(domain="example.org"),
+        "[addresses] local_part": base.addresses._replace(local_part="comments"),
+        "[addresses] separator": base.addresses._replace(separator="-"),
+        "[addresses] catch_all_domain": base.addresses._replace(catch_all_domain="r.example"),
+    }
+    for name, addresses in changes.items():
+        changed = routing_settings(base._replace(addresses=addresses))
+        assert _changed_settings(routing_settings(base), changed) == [name]
+    more = base._replace(author=Author(addresses=("me@blog.example", "me@home.example")))
+    assert _changed_settings(routing_settings(base), routing_settings(more)) == [
+        "[author] addresses"]
+    assert "s3cret" not in routing_settings(same[0])
 
 
 def test_password_command_first_line_and_env(monkeypatch):

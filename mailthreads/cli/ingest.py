@@ -62,7 +62,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     def on_skip(path: Path, reason: str) -> None:
         skipped.append({"path": str(path), "reason": reason})
         if verbose:
-            click.echo(f"skipped {path}: {reason}", err=True)
+            echo(f"skipped {path}: {reason}", multiline=False, err=True)
 
     def messages():
         for source in sources:
@@ -95,6 +95,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         raise click.ClickException(f"cannot read: {error}") from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
+              "deleted": summary.deleted,
               "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
         click.echo(dumps({"summary": totals, "messages": outcomes}))
@@ -106,6 +107,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             line += f" ({machine} of the stored are auto-replies, bounces or reports)"
         if skipped:
             line += f"; {_skipped_files(skipped, verbose)}"
+        if summary.deleted:
+            line += f"; {summary.deleted} deleted by you before, not filed again"
         click.echo(line)
         if summary.quarantined:
             click.echo("See them with: mailthreads quarantine list", err=True)
@@ -138,7 +141,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, analyze_or_reason, plan
+    from ..ingest import Context, Envelope, analyze_or_reason, deleted_before, plan, sha256_of
     from ..sources import without_leading_blank_lines
 
     try:
@@ -170,6 +173,8 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
         }
+    if deleted := deleted_before(app.reader(), sha256_of(raw), analysis):
+        result.update(status="deleted", reasons=[*result["reasons"], deleted])
     if as_json:
         click.echo(dumps(result))
         return

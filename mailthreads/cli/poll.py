@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -13,7 +14,7 @@ from .output import echo
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
-    from ..transport.imap_sync import FolderReport
+    from ..transport.imap_sync import FolderReport, Rescan
 
 from ..lock import EX_TEMPFAIL
 
@@ -27,14 +28,25 @@ from ..lock import EX_TEMPFAIL
               help="Only this [[imap]] account (repeatable). Default: all of them")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bars and no summary lines; errors are still reported")
+@click.option("--rescan", is_flag=True,
+              help="Also read again older mail that earlier polls left alone; nothing is "
+                   "stored twice and mail you deleted stays deleted")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="With --rescan: only mail that arrived on or after this day")
 @click.pass_obj
-def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool) -> None:
+def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool, rescan: bool,
+         since: datetime | None) -> None:
     """Fetch new mail from the [[imap]] accounts in the config and file it.
 
     Reads each configured folder (default INBOX) and the Sent folder, by UID, without marking
     anything seen. Mail to a reply address, mail that answers a stored message and mail from
     a known correspondent to your address is filed; everything else is left alone. Your own
     answers in Sent join their threads. The next poll fetches only what is new.
+
+    When [addresses] or [author] addresses changed since the last poll, the older mail that
+    was left alone is read again by itself (the summary says so). --rescan does that on
+    demand, e.g. after a correspondent became known. A rescan never flags or moves older
+    mail, and mail you deleted (quarantine delete) does not come back.
 
     Exit status: 0 done; 1 a problem you must fix (login, config); 75 try again later (server
     unreachable, or another poller is running on this database).
@@ -44,14 +56,16 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool) -> None:
         mailthreads poll
         mailthreads poll --account fastmail -q
         mailthreads poll --watch
+        mailthreads poll --rescan --since 2026-11-01
     """
     from ..lock import LockHeld, hold, lock_path_for
 
     accounts = _chosen_accounts(app, names)
+    asked = _asked_rescan(rescan, since)
     try:
         with hold(lock_path_for(app.database_path, "poll"), "mailthreads poll"):
             run = _watch if mode == "watch" else _once
-            code = run(app, accounts, quiet)
+            code = run(app, accounts, quiet, asked)
     except LockHeld as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EX_TEMPFAIL)
@@ -76,11 +90,19 @@ def _chosen_accounts(app: App, names: tuple[str, ...]) -> list[ImapAccount]:
     return [known[name] for name in dict.fromkeys(names)]
 
 
+def _asked_rescan(rescan: bool, since: datetime | None) -> Rescan | None:
+    from ..transport.imap_sync import Rescan
+
+    if since is not None and not rescan:
+        raise click.UsageError("--since works only with --rescan")
+    return Rescan(since.date() if since else None) if rescan else None
+
+
 def _summary(report: FolderReport, account: ImapAccount) -> str:
     return report.line(account.after if report.role == "inbox" else "leave")
 
 
-def _once(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
+def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
     from ..transport.imap_poll import poll_accounts
 
     config = app.config
@@ -90,6 +112,7 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
         database.conn, config, accounts,
         on_report=None if quiet else lambda r, a: echo(_summary(r, a)),
         progress=_progress_bar if show_bars else None,
+        rescan=rescan,
     )
     database.conn.close()
     if not quiet:
@@ -106,7 +129,7 @@ def _progress_bar(label: str, total: int):
     return bar.update, lambda: bar.__exit__(None, None, None)
 
 
-def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
+def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
     import threading
 
     from ..transport.imap_watch import Watch, watch
@@ -124,7 +147,7 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
             with output:
                 echo(_summary(folder_report, account))
 
-    shared = Watch(log=log, on_report=report)
+    shared = Watch(log=log, on_report=report, rescan=rescan)
 
     def stop(_signum: int, _frame: object) -> None:
         shared.stop.set()

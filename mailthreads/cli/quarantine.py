@@ -102,17 +102,21 @@ def quarantine_release(app: App, entry_ids: tuple[int, ...], post_hint: str | No
 def quarantine_delete(app: App, entry_ids: tuple[int, ...]) -> None:
     """Delete quarantined messages for good (the raw bytes too, unless stored elsewhere).
 
+    A tombstone (the message's SHA-256 hashes, no content) stays, so that a poll that reads
+    a folder again, or a copy of the message, does not bring it back.
+
     \b
     Example:
         mailthreads quarantine delete 2 3
     """
+    from .. import quarantine as quarantine_module
     from .. import store
 
     db = app.database()
     with db.conn:
         for entry_id in entry_ids:
             try:
-                store.delete_quarantine(db.conn, entry_id)
+                quarantine_module.delete(db.conn, app.config, entry_id)
             except store.NotFound as error:
                 raise click.ClickException(str(error)) from None
     click.echo(f"Deleted {', '.join(map(str, entry_ids))}")

@@ -24,7 +24,7 @@ from .imap import (
     folders_to_poll,
 )
 from .imap_analyse import Analyser
-from .imap_sync import FolderReport, FolderSync, Progress
+from .imap_sync import FolderReport, FolderSync, Progress, Rescan
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # (label, total) -> (advance, finish): the CLI draws a progress bar per folder.
@@ -57,14 +57,15 @@ def plan_folders(client: IMAPClient, config: Config,
 def poll_accounts(conn: sqlite3.Connection, config: Config, accounts: Iterable[ImapAccount], *,
                   on_report: Callable[[FolderReport, ImapAccount], None] | None = None,
                   progress: ProgressFactory | None = None,
-                  workers: int | None = None) -> PollResult:
+                  workers: int | None = None, rescan: Rescan | None = None) -> PollResult:
     """Poll each account in turn; ``workers`` processes analyse long catch-ups (default:
-    one per core)."""
+    one per core); ``rescan`` reads every folder's older mail again too."""
     result = PollResult()
     analyser = Analyser(config, workers)
     try:
         for account in accounts:
-            _poll_account(conn, config, account, analyser, result, on_report, progress)
+            _poll_account(conn, config, account, analyser, result, on_report, progress,
+                          rescan)
     finally:
         analyser.close()
     return result
@@ -73,7 +74,7 @@ def poll_accounts(conn: sqlite3.Connection, config: Config, accounts: Iterable[I
 def _poll_account(conn: sqlite3.Connection, config: Config, account: ImapAccount,
                   analyser: Analyser, result: PollResult,
                   on_report: Callable[[FolderReport, ImapAccount], None] | None,
-                  progress: ProgressFactory | None) -> None:
+                  progress: ProgressFactory | None, rescan: Rescan | None) -> None:
     try:
         client = connect(account)
     except ImapFailure as failure:
@@ -90,7 +91,8 @@ def _poll_account(conn: sqlite3.Connection, config: Config, account: ImapAccount
         for plan in plans:
             bar = _Bar(progress, f"{account.name} {plan.folder}")
             try:
-                report = sync.sync(plan, on_total=bar.start, on_message=bar.step)
+                report = sync.sync(plan, on_total=bar.start, on_message=bar.step,
+                                   rescan=rescan)
             except FolderProblem as failure:
                 result.failures.append(failure)
                 continue

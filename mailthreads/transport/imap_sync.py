@@ -8,6 +8,14 @@ move) happens only after that commit, by UID. A new UIDVALIDITY means the old UI
 the folder is read again from the start and the pipeline's de-duplication keeps every message
 once.
 
+Mail left alone is not recorded anywhere, so mail that would be filed under better settings
+would never be seen again. Each checkpoint therefore keeps the settings that decided "is this
+for mailthreads?" (``routing_settings``); when they change, the folder's older mail is read
+again (a *rescan*), as it is on ``poll --rescan [--since DATE]``. A rescan skips the UIDs
+already filed from the folder (their deliveries name them) and never flags or moves mail that
+was in the folder at the last poll. De-duplication keeps every message once, and tombstones
+keep what the author deleted out.
+
 A polled folder may be the author's everyday inbox, so a message is filed only when it is for
 mailthreads (routing finds a post for it; see ``ingest.plan`` with ``unrouted="ignore"``).
 Everything else is left alone: not stored (not even its raw bytes), not quarantined, not
@@ -16,10 +24,12 @@ flagged. In the Sent folder only the author's own messages that join a discussio
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exceptions
@@ -56,6 +66,18 @@ _NO_SUCH_FOLDER = re.compile(r"\[NONEXISTENT\]|does ?n[o']t exist|no such|unknow
                              re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class Rescan:
+    """Read the mail a folder had at the last poll again (``poll --rescan``); ``since`` keeps
+    to mail that arrived on or after that day (IMAP SEARCH SINCE, the server's arrival date)."""
+
+    since: date | None = None
+
+    def why(self) -> str:
+        since = f" --since {self.since.isoformat()}" if self.since else ""
+        return f"read again as asked (--rescan{since})"
+
+
 @dataclass
 class FolderReport:
     account: str
@@ -66,9 +88,16 @@ class FolderReport:
     duplicate: int = 0
     quarantined: int = 0
     ignored: int = 0
+    deleted: int = 0  # deleted by the author before (a tombstone): not filed again
     gone: int = 0
     handled_on_server: int = 0
-    rescanned: bool = False
+    rescan: str = ""  # why older mail was read again; "" when it was not
+    read_again: int | None = None  # older messages fetched again, when the folder was rescanned
+    filed_before: int = 0  # older messages a rescan did not fetch: filed from this UID already
+
+    @property
+    def rescanned(self) -> bool:
+        return bool(self.rescan)
 
     def count(self, outcome: Outcome | None) -> None:
         if outcome is None:
@@ -81,15 +110,49 @@ class FolderReport:
             return f"{self.account} {self.folder}: nothing new"
         parts = [f"{self.stored} stored", f"{self.duplicate} duplicate",
                  f"{self.quarantined} quarantined", f"{self.ignored} left alone"]
+        if self.deleted:
+            parts.append(f"{self.deleted} deleted by you before, not filed again")
         if self.gone:
             parts.append(f"{self.gone} deleted on the server before they could be fetched")
-        text = f"{self.account} {self.folder}: {self.new} new: " + ", ".join(parts)
+        head = f"{self.new} new"
+        if self.read_again is not None:
+            head += f", {self.read_again} read again"
+        text = f"{self.account} {self.folder}: {head}: " + ", ".join(parts)
         if self.handled_on_server:
             action = "marked seen" if after == "seen" else f"moved to {after[5:]}"
             text += f"; {self.handled_on_server} {action}"
         if self.rescanned:
-            text += " (UIDVALIDITY changed: folder read again, nothing stored twice)"
+            filed = (f"; {self.filed_before} filed before, not fetched again"
+                     if self.filed_before else "")
+            text += f" ({self.rescan}{filed})"
         return text
+
+
+# The settings that decide whether a message is for mailthreads, by their names in the config.
+# Not among them: the token secret and [posts] (they choose the thread, or quarantine, but
+# such mail is kept either way), [limits] (mail over them is quarantined, kept), the folders
+# (a new folder has no checkpoint and is read from its start anyway), author.name.
+ROUTING_SETTINGS = ("[addresses] domain", "[addresses] local_part", "[addresses] separator",
+                    "[addresses] catch_all_domain", "[author] addresses")
+
+
+def routing_settings(config: Config) -> str:
+    """Those settings as JSON, kept with each checkpoint: readable in the database, and it
+    lets a rescan say which setting changed."""
+    addresses = config.addresses
+    values = (addresses.domain, addresses.local_part, addresses.separator,
+              addresses.catch_all_domain,
+              sorted({address.lower() for address in config.author.addresses}))
+    return json.dumps(dict(zip(ROUTING_SETTINGS, values, strict=True)), sort_keys=True)
+
+
+def _changed_settings(before: str, now: str) -> list[str]:
+    try:
+        old = json.loads(before)
+    except ValueError:
+        old = {}
+    new = json.loads(now)
+    return [name for name in ROUTING_SETTINGS if old.get(name) != new.get(name)]
 
 
 Progress = Callable[[int], None]
@@ -115,11 +178,12 @@ class FolderSync:
         self._move_target_ready = False
 
     def sync(self, folder: FolderPlan, *, on_total: Progress | None = None,
-             on_message: Progress | None = None) -> FolderReport:
-        """Fetch and file everything new in ``folder``. Network trouble raises
+             on_message: Progress | None = None, rescan: Rescan | None = None) -> FolderReport:
+        """Fetch and file everything new in ``folder`` (and, with ``rescan`` or changed
+        routing settings, the older mail not filed yet). Network trouble raises
         ``ConnectionLost``; work already committed stays committed."""
         try:
-            return self._sync(folder, on_total, on_message)
+            return self._sync(folder, on_total, on_message, rescan)
         except NETWORK_ERRORS as error:  # before IMAPClientError: abort is a subclass of it
             self.conn.rollback()
             raise ConnectionLost(self.account.name, f"connection lost in {folder.folder}: "
@@ -133,10 +197,69 @@ class FolderSync:
             raise
 
     def _sync(self, folder: FolderPlan, on_total: Progress | None,
-              on_message: Progress | None) -> FolderReport:
+              on_message: Progress | None, rescan: Rescan | None) -> FolderReport:
         account = self.account
         report = FolderReport(account.name, folder.folder, folder.role)
         acts = folder.role == "inbox" and account.after != "leave"
+        uidvalidity, uid_next = self._select(folder, acts)
+        settings = routing_settings(self.config)
+        checkpoint = store.imap_checkpoint(self.conn, account.name, folder.folder)
+        last_uid = 0
+        kept_settings = settings  # saved with each batch's checkpoint
+        reread: Rescan | None = None
+        if checkpoint is not None:
+            if checkpoint.uidvalidity == uidvalidity:
+                last_uid = checkpoint.last_uid
+                reread = self._rescan_needed(checkpoint, settings, rescan, report)
+                if reread is not None:
+                    # Until the rescan is through, the checkpoint keeps the old settings: a
+                    # poll killed halfway rescans again.
+                    kept_settings = checkpoint.routing_settings
+            else:
+                report.rescan = "UIDVALIDITY changed: folder read again, nothing stored twice"
+        origin_prefix = f"{account.name}/{folder.folder}/{uidvalidity}"
+        older = self._older_uids(last_uid, reread, origin_prefix, report) if reread else []
+        if uid_next is not None and uid_next <= last_uid + 1:
+            uids: list[int] = []  # nothing new: spare the SEARCH
+        else:
+            # "N:*" always matches the highest UID, even one below N: filter it out.
+            uids = sorted(uid for uid in self.client.search(["UID", f"{last_uid + 1}:*"])
+                          if uid > last_uid)
+        report.new = len(uids)
+        uids = older + uids
+        report.read_again = len(older) if reread else None
+        if on_total:
+            on_total(len(uids))
+
+        sizes = self._sizes(uids) if uids else {}
+        newest = last_uid
+        saved = checkpoint
+        for batch in _batches(uids, sizes, self.config.limits.max_message_size):
+            if self.should_stop():
+                return report
+            if self.before_fetch:
+                self.before_fetch(batch)
+            taken = self._fetch_and_file(batch, sizes, origin_prefix, folder.role, report,
+                                         on_message)
+            newest = max(newest, batch[-1])
+            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
+                                       newest, kept_settings)
+            self.conn.commit()
+            saved = (uidvalidity, newest, kept_settings)
+            # Mail that was in the folder at the last poll is never flagged or moved: a
+            # rescan must not surprise a mailbox the author has kept as it is since.
+            taken = [uid for uid in taken if uid > last_uid]
+            if acts and taken:
+                report.handled_on_server += self._after(taken)
+        if saved != (uidvalidity, newest, settings):
+            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
+                                       newest, settings)
+            self.conn.commit()
+        return report
+
+    def _select(self, folder: FolderPlan, acts: bool) -> tuple[int, int | None]:
+        """Open the folder; its UIDVALIDITY and UIDNEXT (None when the server gave none)."""
+        account = self.account
         try:
             # EXAMINE (read-only) unless mail is to be changed: then the server itself
             # guarantees that polling touches nothing, not even \Recent.
@@ -157,61 +280,62 @@ class FolderSync:
             # it mandatory); polling anyway could skip or repeat mail.
             raise ServerRefused(account.name, f"the server gave no UIDVALIDITY for "
                                 f"{folder.folder!r}")
-        uidvalidity = int(selected[b"UIDVALIDITY"])
-        checkpoint = store.imap_checkpoint(self.conn, account.name, folder.folder)
-        last_uid = 0
-        if checkpoint is not None:
-            if checkpoint[0] == uidvalidity:
-                last_uid = checkpoint[1]
-            else:
-                report.rescanned = True
         uid_next = selected.get(b"UIDNEXT")
-        if uid_next is not None and int(uid_next) <= last_uid + 1:
-            uids: list[int] = []  # nothing new: spare the SEARCH
-        else:
-            # "N:*" always matches the highest UID, even one below N: filter it out.
-            uids = sorted(uid for uid in self.client.search(["UID", f"{last_uid + 1}:*"])
-                          if uid > last_uid)
-        report.new = len(uids)
-        if on_total:
-            on_total(len(uids))
-        if not uids:
-            if report.rescanned or checkpoint is None:
-                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
-                                           uidvalidity, last_uid)
-                self.conn.commit()
-            return report
+        return int(selected[b"UIDVALIDITY"]), None if uid_next is None else int(uid_next)
 
-        sizes = self._sizes(uids)
-        origin_prefix = f"{account.name}/{folder.folder}/{uidvalidity}"
-        for batch in _batches(uids, sizes, self.config.limits.max_message_size):
-            if self.should_stop():
-                break
-            if self.before_fetch:
-                self.before_fetch(batch)
-            taken: list[int] = []
-            fetched = list(self._fetch(batch, sizes))
-            present = [raw for _, raw in fetched if isinstance(raw, bytes)]
-            analyses = iter(self.analyser.analyse(present))
-            for uid, raw in fetched:
-                if raw is None:
-                    report.gone += 1
-                elif isinstance(raw, _HeaderOnly):
-                    report.ignored += 1
-                else:
-                    outcome = self._file(raw, next(analyses), f"{origin_prefix}/{uid}",
-                                         folder.role)
-                    report.count(outcome)
-                    if outcome is not None:
-                        taken.append(uid)
-                if on_message:
-                    on_message(1)
-            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
-                                       batch[-1])
-            self.conn.commit()
-            if acts and taken:
-                report.handled_on_server += self._after(taken)
-        return report
+    def _rescan_needed(self, checkpoint: store.Checkpoint, settings: str,
+                       asked: Rescan | None, report: FolderReport) -> Rescan | None:
+        """The rescan to do, if any, with its reason in ``report``. Changed routing settings
+        make it a full one whatever was asked: any older mail may be for mailthreads now."""
+        if checkpoint.routing_settings is None:
+            report.rescan = ("read again once: the last poll was made by an older mailthreads "
+                             "that did not record the routing settings")
+        elif checkpoint.routing_settings != settings:
+            changed = _changed_settings(checkpoint.routing_settings, settings)
+            report.rescan = (f"read again: {' and '.join(changed) or 'the routing settings'} "
+                             f"changed since the last poll")
+        elif asked is not None:
+            report.rescan = asked.why()
+            return asked
+        else:
+            return None
+        return Rescan()
+
+    def _older_uids(self, last_uid: int, rescan: Rescan, origin_prefix: str,
+                    report: FolderReport) -> list[int]:
+        """UIDs up to ``last_uid`` to read again: those not filed from this folder already
+        (a delivery names each filed UID, so they need no fetch to be recognised)."""
+        if last_uid == 0:
+            return []
+        criteria: list = ["UID", f"1:{last_uid}"]
+        if rescan.since is not None:
+            criteria += ["SINCE", rescan.since]
+        found = {uid for uid in self.client.search(criteria) if uid <= last_uid}
+        filed = store.imap_uids_delivered(self.conn, origin_prefix)
+        report.filed_before = len(found & filed)
+        return sorted(found - filed)
+
+    def _fetch_and_file(self, batch: list[int], sizes: dict[int, int], origin_prefix: str,
+                        role: str, report: FolderReport,
+                        on_message: Progress | None) -> list[int]:
+        """Fetch and file one batch (not committed); the UIDs filed, for ``after``."""
+        taken: list[int] = []
+        fetched = list(self._fetch(batch, sizes))
+        present = [raw for _, raw in fetched if isinstance(raw, bytes)]
+        analyses = iter(self.analyser.analyse(present))
+        for uid, raw in fetched:
+            if raw is None:
+                report.gone += 1
+            elif isinstance(raw, _HeaderOnly):
+                report.ignored += 1
+            else:
+                outcome = self._file(raw, next(analyses), f"{origin_prefix}/{uid}", role)
+                report.count(outcome)
+                if outcome is not None and outcome.status != "deleted":
+                    taken.append(uid)
+            if on_message:
+                on_message(1)
+        return taken
 
     # Fetching ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from .imap import (
     describe,
 )
 from .imap_poll import plan_folders
-from .imap_sync import FolderReport, FolderSync
+from .imap_sync import FolderReport, FolderSync, Rescan
 
 MAX_IDLE = 29 * 60.0
 BACKOFF_FIRST = 1.0
@@ -49,6 +49,7 @@ class Watch:
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[ImapFailure | str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rescan: Rescan | None = None  # poll --watch --rescan: each folder's first catch-up
 
     def give_up(self, reason: ImapFailure | str) -> None:
         with self.lock:
@@ -127,6 +128,7 @@ class FolderWatcher:
         self.plan = plan
         self.shared = shared
         self.backoff = Backoff()
+        self.rescan = shared.rescan  # until one catch-up got through
 
     def run(self) -> None:
         try:
@@ -180,7 +182,8 @@ class FolderWatcher:
         self.shared.stop.wait(delay)
 
     def _catch_up(self, sync: FolderSync) -> None:
-        report = sync.sync(self.plan)
+        report = sync.sync(self.plan, rescan=self.rescan)
+        self.rescan = None
         if report.new or report.rescanned:
             self.shared.on_report(report, self.account)
 
