@@ -548,7 +548,7 @@ def test_unreachable_server_is_one_line_and_exit_75(dovecot, make_poller):  # no
     done = poller.run()
     assert done.returncode == 75
     [line] = error_lines(done)
-    assert "cannot reach 127.0.0.1:" in line and "refused" in line.lower()
+    assert "cannot connect to 127.0.0.1:" in line and "refused" in line.lower()
 
 
 def test_second_poller_on_the_same_database_exits_75(make_poller):
@@ -601,6 +601,27 @@ def test_tls_certificate_that_does_not_verify_is_exit_1(dovecot, make_poller):  
     assert done.returncode == 1
     [line] = error_lines(done)
     assert "does not verify" in line
+
+
+def test_tls_on_the_plain_port_is_exit_1_with_the_fix(dovecot, make_poller):  # noqa: F811
+    # Exit 75 would have cron retry a setting mistake forever.
+    poller = make_poller(security="tls", tls_ca_file=str(dovecot.cafile))  # the plain port
+    done = poller.run()
+    assert done.returncode == 1
+    assert error_lines(done) == [f"Error: account test: 127.0.0.1:{dovecot.port} does not "
+                                 'speak TLS on connect: set security = "starttls"']
+
+
+def test_watch_gives_up_at_once_on_tls_to_the_plain_port(dovecot, make_poller):  # noqa: F811
+    poller = make_poller(security="tls", tls_ca_file=str(dovecot.cafile))
+    try:
+        done = subprocess.run(poller.command("--watch"), env=poller.env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("poll --watch kept reconnecting to a port that will never speak TLS")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert 'does not speak TLS on connect: set security = "starttls"' in done.stderr
 
 
 def test_failing_password_command_is_exit_1(make_poller):

@@ -1,8 +1,9 @@
 """Answering: ``reply`` and the ``outbox`` (``outbox list``, ``outbox send``).
 
 A failed send is not an error in the author's text: the answer stays in the outbox with the
-relay's reason, the command says so in one line and exits 75 (EX_TEMPFAIL), so scripts and
-cron can tell "try later" from "you made a mistake" (1).
+relay's reason, and the command says so in one line. It exits 75 (EX_TEMPFAIL) when trying
+again later can help (the relay is down) and 1 when a setting must change first (a certificate,
+TLS on a plain port, a refused login), so cron does not retry a mistake forever.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     thread's signed address, so the correspondent's next reply comes back to this thread,
     whatever address they write from.
 
-    If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it)
-    and the exit status is 75.
+    If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it);
+    the exit status is 75 when the relay could not be reached, 1 when a setting must change.
 
     \b
     Examples:
@@ -127,7 +128,15 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     result = outbox_module.deliver(conn, config, entry_id)
     _report(result)
     if not result.ok:
-        raise click.exceptions.Exit(EX_TEMPFAIL)
+        raise click.exceptions.Exit(_exit_code([result]))
+
+
+def _exit_code(results: list[Any]) -> int:
+    """1 if a failure needs a setting changed (retrying cannot help), else 75 if any failed."""
+    failed = [result for result in results if result.status in {"failed", "sending"}]
+    if any(result.status == "failed" and not result.temporary for result in failed):
+        return 1
+    return EX_TEMPFAIL if failed else 0
 
 
 def _sender_name(app: App, message: dict[str, Any]) -> str:
@@ -158,9 +167,12 @@ def _report(result: Any) -> None:
         click.echo(f"Error: {result.text}", err=True)
     elif result.status == "skipped":
         click.echo(result.text[:1].upper() + result.text[1:], err=True)
-    else:
+    elif result.temporary:
         click.echo(f"Error: {result.text}; it stays in the outbox: 'mailthreads outbox send' "
                    "retries it", err=True)
+    else:
+        click.echo(f"Error: {result.text}; it stays in the outbox: fix that, then "
+                   "'mailthreads outbox send'", err=True)
 
 
 @click.group(invoke_without_command=True)
@@ -218,7 +230,8 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
     """Send the answers waiting in the outbox (all of them, or the IDs given).
 
     Pending and failed answers are sent; sent ones never again. Copies owed to the IMAP Sent
-    folder are saved too. Exits 75 if anything could not be sent.
+    folder are saved too. Exits 75 if anything could not be sent for now (the relay is down),
+    1 if a setting must change first (a certificate, TLS on a plain port, a refused login).
 
     \b
     Examples:
@@ -243,5 +256,6 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
         return
     for result in results:
         _report(result)
-    if any(result.status in {"failed", "sending"} for result in results):
-        raise click.exceptions.Exit(EX_TEMPFAIL)
+    code = _exit_code(results)
+    if code:
+        raise click.exceptions.Exit(code)
