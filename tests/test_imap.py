@@ -492,6 +492,50 @@ def test_watch_files_mail_appended_while_idling_and_survives_a_dropped_connectio
     assert len(poller.rows("SELECT message_id FROM messages")) == 4
 
 
+def ctrl_c(process: subprocess.Popen) -> tuple[int, str, str]:
+    """SIGINT to the process group, as a terminal sends it (the analysis workers get it too)."""
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=DEADLINE)
+    return process.returncode, out, err
+
+
+def test_ctrl_c_stops_watch_with_a_line_saying_what_it_filed(dovecot, make_poller):  # noqa: F811
+    poller = make_poller()
+    dovecot.append(reply(1))
+    process = subprocess.Popen(poller.command("--watch"), env=poller.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: len(poller.messages()) == 1, "catch-up on start", process)
+    dovecot.append(reply(2))
+    wait_for(lambda: len(poller.messages()) == 2, "message appended during IDLE", process)
+    code, _, err = ctrl_c(process)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == ("stopped (SIGINT): 2 messages in (2 stored, 0 duplicate, "
+                                    "0 quarantined) while watching")
+
+
+def test_ctrl_c_in_a_long_poll_exits_130_with_what_is_in_and_the_next_poll_continues(
+        dovecot, make_poller):  # noqa: F811
+    total = 1500  # several batches, and seconds of work
+    dovecot.append_many([reply(number) for number in range(total)])
+    poller = make_poller()
+    process = subprocess.Popen(poller.command(), env=poller.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: poller.delivered() > 0, "the first batch", process)
+    code, _, err = ctrl_c(process)
+    assert code == 130, err
+    assert "Traceback" not in err
+    [line] = err.splitlines()
+    filed = poller.delivered()
+    assert 0 < filed < total
+    assert line == (f"Interrupted: {filed} messages in ({filed} stored, 0 duplicate, "
+                    "0 quarantined); the next poll continues from there.")
+    assert f"{total - filed} new: {total - filed} stored, 0 duplicate" in poller.ok()
+    assert len({m[0] for m in poller.messages()}) == len(poller.messages()) == total
+
+
 def test_watch_polls_at_an_interval_when_the_server_has_no_idle(tmp_path):
     server = start_dovecot(idle=False)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .app import App
-from .output import chosen_format
+from .output import chosen_format, committed_counts
 
 
 @click.command()
@@ -29,7 +29,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     """Take in messages from maildirs, mbox files, .eml files or - (standard input).
 
     Each message is stored once (copies are reported as duplicates), filed in its thread, or
-    quarantined with the reason when it cannot be parsed or routed.
+    quarantined with the reason when it cannot be parsed or routed. Interrupted (Ctrl-C), it
+    says what was stored and exits 130; the same command again continues where it stopped.
 
     \b
     Examples:
@@ -37,6 +38,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         mailthreads ingest old-comments.mbox --post why-i-blog
         mailthreads ingest reply.eml --nl
     """
+    from .. import store
     from ..bulk import ingest_messages
     from ..sources import SourceError, classify_path, count_messages, read_messages
 
@@ -52,8 +54,6 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         sources = [classify_path(path) for path in paths]
     except SourceError as error:
         raise click.ClickException(str(error)) from None
-    counts = [count_messages(source) for source in sources]
-    expected = None if None in counts else sum(c or 0 for c in counts)
 
     def messages():
         for source in sources:
@@ -70,9 +70,12 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             bar.update(1)
 
     db = app.database(durable=False)
+    before = store.last_delivery_id(db.conn)
     show_bar = not quiet and fmt == "table" and sys.stderr.isatty()
     bar = None
     try:
+        counts = [count_messages(source) for source in sources]
+        expected = None if None in counts else sum(c or 0 for c in counts)
         if show_bar:
             with click.progressbar(length=expected or 0, label="Ingesting",
                                    file=sys.stderr, show_pos=True) as bar:
@@ -84,6 +87,12 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
                                       workers=workers, expected=expected, on_outcome=on_outcome)
     except (OSError, SourceError) as error:
         raise click.ClickException(f"cannot read: {error}") from None
+    except KeyboardInterrupt:
+        db.conn.rollback()  # a batch cut short is not in: the re-run takes it
+        click.echo(f"Interrupted: {committed_counts(store.delivery_counts_since(db.conn, before))}"
+                   "; the rest were not taken in. Run the same command again to continue: "
+                   "messages already in are not stored twice.", err=True)
+        raise click.exceptions.Exit(130) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
               "by_kind": summary.by_kind}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .app import App
+from .output import committed_counts
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
@@ -35,8 +36,10 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool) -> None:
     a known correspondent to your address is filed; everything else is left alone. Your own
     answers in Sent join their threads. The next poll fetches only what is new.
 
-    Exit status: 0 done; 1 a problem you must fix (login, config); 75 try again later (server
-    unreachable, or another poller is running on this database).
+    Exit status: 0 done; 1 a problem you must fix (login, config, TLS settings); 75 try again
+    later (server unreachable, or another poller is running on this database); 130 interrupted
+    (what was filed is kept; the next poll continues from there). --watch stops with 0 on
+    Ctrl-C or SIGTERM and says what it filed.
 
     \b
     Examples:
@@ -54,7 +57,7 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool) -> None:
     except LockHeld as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EX_TEMPFAIL)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before polling started, or after it ended
         click.echo("Interrupted: what was filed so far is kept.", err=True)
         sys.exit(130)
     sys.exit(code)
@@ -80,16 +83,25 @@ def _summary(report: FolderReport, account: ImapAccount) -> str:
 
 
 def _once(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
+    from .. import store
     from ..transport.imap_poll import poll_accounts
 
     config = app.config
     database = app.database()
+    before = store.last_delivery_id(database.conn)
     show_bars = not quiet and sys.stderr.isatty()
-    result = poll_accounts(
-        database.conn, config, accounts,
-        on_report=None if quiet else lambda r, a: click.echo(_summary(r, a)),
-        progress=_progress_bar if show_bars else None,
-    )
+    try:
+        result = poll_accounts(
+            database.conn, config, accounts,
+            on_report=None if quiet else lambda r, a: click.echo(_summary(r, a)),
+            progress=_progress_bar if show_bars else None,
+        )
+    except KeyboardInterrupt:
+        # A batch cut short is not checkpointed either: the next poll fetches it again.
+        database.conn.rollback()
+        filed = committed_counts(store.delivery_counts_since(database.conn, before))
+        click.echo(f"Interrupted: {filed}; the next poll continues from there.", err=True)
+        raise click.exceptions.Exit(130) from None
     database.conn.close()
     if not quiet:
         for note in result.notes:
@@ -108,10 +120,13 @@ def _progress_bar(label: str, total: int):
 def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
     import threading
 
+    from .. import store
     from ..transport.imap_watch import Watch, watch
 
     config = app.config
-    app.database().conn.close()  # create or migrate once, before the threads open it
+    database = app.database()  # create or migrate once, before the threads open it
+    before = store.last_delivery_id(database.conn)
+    database.conn.close()
     output = threading.Lock()
 
     def log(line: str) -> None:
@@ -124,8 +139,10 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
                 click.echo(_summary(folder_report, account))
 
     shared = Watch(log=log, on_report=report)
+    stopped_by: list[str] = []
 
-    def stop(_signum: int, _frame: object) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signal.Signals(signum).name)
         shared.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
@@ -133,6 +150,9 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
     if not quiet:
         log(f"watching {len(accounts)} account(s); stop with Ctrl-C or SIGTERM")
     watch(app.database_path, config, accounts, shared)
+    if stopped_by and not quiet:
+        filed = committed_counts(store.delivery_counts_since(app.reader(), before))
+        log(f"stopped ({stopped_by[0]}): {filed} while watching")
     for reason in shared.fatal:
         click.echo(f"Error: {reason}", err=True)
     return 1 if shared.fatal else 0
