@@ -278,6 +278,37 @@ def test_init_writes_a_private_config(env, monkeypatch):
     assert 'secret = "' in config.read_text()
 
 
+def test_init_force_keeps_the_secret_backs_up_and_names_what_it_replaced(env, monkeypatch):
+    from mailthreads.config import load
+
+    config = env / "fresh" / "config.toml"
+    monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
+    run("init", "--domain", "blog.example")
+    with config.open("a") as handle:
+        handle.write('\n[outgoing]\nhost = "smtp.blog.example"\n')
+    before = config.read_text()
+    secret = load(config).addresses.secret
+
+    result = CliRunner().invoke(cli, ["init", "--force", "--domain", "blog.example"])
+    assert result.exit_code == 0, result.output
+    backup = config.with_name("config.toml.bak")
+    assert f"Wrote config: {config} (the previous one is in {backup})" in result.stdout
+    assert "Kept the token secret" in result.stdout
+    assert result.stderr == ("Warning: not carried over from the previous config (it is in the "
+                             "backup): [outgoing]\n")
+    assert load(config).addresses.secret == secret  # signed Reply-Tos handed out still verify
+    assert backup.read_text() == before and backup.stat().st_mode & 0o777 == 0o600
+
+    result = CliRunner().invoke(cli, ["init", "--force", "--new-secret"])
+    assert result.exit_code == 0, result.output
+    assert load(config).addresses.secret != secret
+    assert "new token secret: signed reply addresses handed out before no longer verify" \
+        in result.stderr and "addresses.domain" in result.stderr
+    assert config.with_name("config.toml.bak.2").exists()  # the first backup is not lost
+    assert backup.read_text() == before
+    run("init", "--new-secret", code=2)  # only with --force
+
+
 def test_posts_close_and_reopen(env):
     run("posts", "add", "old-post")
     assert "closed to new discussions" in run("posts", "close", "old-post")
