@@ -50,6 +50,20 @@ class Delivery:
         return self.status == "sent"
 
 
+def reply_problems(config: Config, *, sending: bool) -> list[str]:
+    """Everything in the config that would stop an answer, found before the author writes a
+    word (and by ``config check``)."""
+    found = []
+    if not config.secret:
+        found.append("no secret for signed reply addresses: set [addresses] secret "
+                     "('mailthreads init' writes one) or MAILTHREADS_SECRET")
+    if not config.author.addresses:
+        found.append("no [author] addresses in the config: answers go out from the first one")
+    if sending:
+        found.extend(relay.problems(config.outgoing))
+    return found
+
+
 def draft_reply(config: Config, thread: dict[str, Any], messages: list[dict[str, Any]],
                 answered: dict[str, Any]) -> compose.Reply:
     """The headers of an answer to ``answered`` in ``thread`` (rows from the store).

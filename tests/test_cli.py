@@ -242,6 +242,63 @@ def test_broken_config_names_file_and_key(env, monkeypatch):
     assert result.exit_code == 1 and "not valid TOML" in result.output
 
 
+def test_config_check_finds_what_reply_would_refuse(env):
+    path = env / "sending.toml"
+    path.write_text('[addresses]\nsecret = "0123456789abcdefghij"\n\n[author]\n'
+                    'addresses = ["me@blog.example"]\n\n[outgoing]\nhost = "smtp.blog.example"\n'
+                    'security = "none"\nusername = "me@blog.example"\n'
+                    'password_command = "pass show smtp"\n')
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f'{path}: [outgoing] security = "none" would send the password unencrypted; use tls '
+        "or starttls (mailthreads reply would refuse)",
+        f"Error: 1 problem(s) in {path}"]
+    refused = CliRunner().invoke(cli, ["-c", str(path), "reply", "1", "-m", "Hello"])
+    assert refused.exit_code == 1 and "would send the password unencrypted" in refused.stderr
+
+
+def test_config_check_warns_about_unset_password_variables_and_a_localhost_domain(
+        env, monkeypatch):
+    path = env / "polling.toml"
+    path.write_text('[[imap]]\nname = "fastmail"\nhost = "imap.fastmail.com"\n'
+                    'username = "me@fastmail.com"\npassword_env = "MAILTHREADS_TEST_NO_SUCH_VAR"\n')
+    monkeypatch.delenv("MAILTHREADS_TEST_NO_SUCH_VAR", raising=False)
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{path}: OK (2 warnings)\n"
+    [domain, variable] = result.stderr.splitlines()
+    assert domain.startswith(f'Warning: {path}: addresses.domain: still "localhost" while '
+                             "[[imap]] accounts are set")
+    assert variable == (f"Warning: {path}: imap[0].password_env: MAILTHREADS_TEST_NO_SUCH_VAR "
+                        "is not set in this environment: poll fails unless it is set where it "
+                        "runs")
+
+    monkeypatch.setenv("MAILTHREADS_TEST_NO_SUCH_VAR", "app-password")
+    path.write_text('[addresses]\ndomain = "blog.example"\n\n' + path.read_text())
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, f"{path}: OK\n", "")
+
+
+def test_config_check_warns_about_a_port_that_contradicts_security(env, monkeypatch):
+    monkeypatch.delenv("MAILTHREADS_SECRET", raising=False)
+    path = env / "ports.toml"
+    path.write_text('[addresses]\ndomain = "blog.example"\n\n[[imap]]\nhost = "imap.example"\n'
+                    'port = 993\nsecurity = "starttls"\npassword_command = "pass imap"\n\n'
+                    '[outgoing]\nhost = "smtp.example"\nport = 587\nsecurity = "tls"\n')
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.stderr.splitlines() == [
+        f'Warning: {path}: outgoing.security: port 587 (SMTP submission) speaks plain text '
+        'first, but security = "tls": set security = "starttls"',
+        f'Warning: {path}: imap[0].security: port 993 (IMAP) speaks TLS on connect, but '
+        'security = "starttls": set security = "tls"',
+        f"{path}: no secret for signed reply addresses: set [addresses] secret ('mailthreads "
+        "init' writes one) or MAILTHREADS_SECRET (mailthreads reply would refuse)",
+        f"{path}: no [author] addresses in the config: answers go out from the first one "
+        "(mailthreads reply would refuse)",
+        f"Error: 2 problem(s) in {path}"]
+
+
 def test_missing_explicit_config_is_an_error_but_default_config_is_optional(env, monkeypatch):
     result = CliRunner().invoke(cli, ["-c", str(env / "absent.toml"), "threads"])
     assert result.exit_code == 1 and "no such config file" in result.output

@@ -19,18 +19,9 @@ from .output import chosen_format, emit, output_options
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
     """Everything that would stop the answer, found before the author writes a word."""
-    from ..transport import relay
+    from ..outbox import reply_problems
 
-    config = app.config
-    found = []
-    if not config.secret:
-        found.append("no secret for signed reply addresses: set [addresses] secret "
-                     "('mailthreads init' writes one) or MAILTHREADS_SECRET")
-    if not config.author.addresses:
-        found.append("no [author] addresses in the config: answers go out from the first one")
-    if sending:
-        found.extend(relay.problems(config.outgoing))
-    return found
+    return reply_problems(app.config, sending=sending)
 
 
 @click.command()

@@ -184,12 +184,18 @@ def config_group() -> None:
 def config_check(app: App, path: str | None) -> None:
     """Validate a config file and name the file, key and problem for every mistake.
 
+    Also reports what 'reply' would refuse later (e.g. a username with security = "none"),
+    and warns about settings that are valid but likely wrong: a password_env variable that is
+    not set here, [[imap]] accounts while [addresses] domain is still localhost, a port that
+    does not match security.
+
     \b
     Example:
         mailthreads config check ~/.config/mailthreads/config.toml
     """
     from pathlib import Path
 
+    from .. import config_advice
     from ..config import ConfigError, load
 
     target = Path(path) if path else app.config_path
@@ -199,12 +205,21 @@ def config_check(app: App, path: str | None) -> None:
         click.echo(f"No config file at {target}: running on the defaults.")
         return
     try:
-        load(target, required=True)
+        config = load(target, required=True)
     except ConfigError as error:
         for problem in error.problems:
             click.echo(problem, err=True)
         raise click.ClickException(f"{len(error.problems)} problem(s) in {target}") from None
-    click.echo(f"{target}: OK")
+    warnings = config_advice.warnings(config, target)
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    problems = config_advice.errors(config, target)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {target}")
+    click.echo(f"{target}: OK" + (f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})"
+                                  if warnings else ""))
 
 
 @config_group.command(name="path")
