@@ -54,6 +54,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         sources = [classify_path(path) for path in paths]
     except SourceError as error:
         raise click.ClickException(str(error)) from None
+    counts = [count_messages(source) for source in sources]
+    expected = None if None in counts else sum(c or 0 for c in counts)
 
     def messages():
         for source in sources:
@@ -74,8 +76,6 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     show_bar = not quiet and fmt == "table" and sys.stderr.isatty()
     bar = None
     try:
-        counts = [count_messages(source) for source in sources]
-        expected = None if None in counts else sum(c or 0 for c in counts)
         if show_bar:
             with click.progressbar(length=expected or 0, label="Ingesting",
                                    file=sys.stderr, show_pos=True) as bar:

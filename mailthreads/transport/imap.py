@@ -118,10 +118,11 @@ def open_connection(account: ImapAccount) -> IMAPClient:
         except NETWORK_ERRORS as error:
             close(client)
             raise _connect_failed(account, error) from None
-        except (SettingsProblem, imap_exceptions.IMAPClientError) as error:
+        except SettingsProblem:
             close(client)
-            if isinstance(error, SettingsProblem):
-                raise
+            raise
+        except imap_exceptions.IMAPClientError as error:  # a NO or BAD to STARTTLS
+            close(client)
             raise SettingsProblem(account.name, f"STARTTLS with {where} failed: "
                                   f"{_server_text(error)}") from None
     return client
@@ -243,4 +244,3 @@ def session(account: ImapAccount) -> Iterator[IMAPClient]:
         yield client
     finally:
         close(client)
-
