@@ -647,6 +647,15 @@ def test_tls_certificate_that_does_not_verify_is_exit_1(dovecot, make_poller):  
     assert "does not verify" in line
 
 
+def test_starttls_certificate_that_does_not_verify_is_exit_1(dovecot, make_poller):  # noqa: F811
+    poller = make_poller(security="starttls")  # no tls_ca_file
+    done = poller.run()
+    assert done.returncode == 1
+    [line] = error_lines(done)
+    assert f"the certificate of 127.0.0.1:{dovecot.port} does not verify" in line
+    assert "tls_ca_file" in line
+
+
 def test_tls_on_the_plain_port_is_exit_1_with_the_fix(dovecot, make_poller):  # noqa: F811
     # Exit 75 would have cron retry a setting mistake forever.
     poller = make_poller(security="tls", tls_ca_file=str(dovecot.cafile))  # the plain port
