@@ -29,14 +29,16 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     """Take in messages from maildirs, mbox files, .eml files or - (standard input).
 
     Each message is stored once (copies are reported as duplicates), filed in its thread, or
-    quarantined with the reason when it cannot be parsed or routed. Interrupted (Ctrl-C), it
-    says what was stored and exits 130; the same command again continues where it stopped.
+    quarantined with the reason when it cannot be parsed or routed.
 
     \b
     Examples:
         mailthreads ingest ~/Mail/replies/
         mailthreads ingest old-comments.mbox --post why-i-blog
         mailthreads ingest reply.eml --nl
+
+    Ctrl-C stops it: what is stored stays, it says how much, and exits 130; the same command
+    again continues where it stopped.
     """
     from .. import store
     from ..bulk import ingest_messages
