@@ -41,10 +41,27 @@ class Delivery:
     text: str
     thread: int | None = None
     sent_copy: str | None = None  # where the Sent copy went, or why it did not
+    # For a failure: would trying again later help (the relay is down), or must a setting
+    # change first (a certificate, TLS on a plain port, a refused login)? Decides 75 or 1.
+    temporary: bool = True
 
     @property
     def ok(self) -> bool:
         return self.status == "sent"
+
+
+def reply_problems(config: Config, *, sending: bool) -> list[str]:
+    """Everything in the config that would stop an answer, found before the author writes a
+    word (and by ``config check``)."""
+    found = []
+    if not config.secret:
+        found.append("no secret for signed reply addresses: set [addresses] secret "
+                     "('mailthreads init' writes one) or MAILTHREADS_SECRET")
+    if not config.author.addresses:
+        found.append("no [author] addresses in the config: answers go out from the first one")
+    if sending:
+        found.extend(relay.problems(config.outgoing))
+    return found
 
 
 def draft_reply(config: Config, thread: dict[str, Any], messages: list[dict[str, Any]],
@@ -97,7 +114,8 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
     raw = entry["raw"]
     problems = relay.problems(config.outgoing)
     if problems or config.outgoing is None:
-        return _failed(conn, entry, problems[0] if problems else "no [outgoing] section")
+        return _failed(conn, entry, problems[0] if problems else "no [outgoing] section",
+                       temporary=False)
     try:
         sender = envelope_sender(raw)
         sent = relay.send(config.outgoing, raw, sender, [entry["to_address"]], context=context)
@@ -108,9 +126,9 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
             return Delivery(entry_id, "sending", f"reply {entry_id}: {error}. Check the "
                             f"recipient's copy or your relay's log; to send it again anyway: "
                             f"mailthreads outbox send --force {entry_id}", entry["thread_id"])
-        return _failed(conn, entry, str(error))
+        return _failed(conn, entry, str(error), temporary=error.temporary)
     except ValueError as error:
-        return _failed(conn, entry, str(error))
+        return _failed(conn, entry, str(error), temporary=False)
 
     store.finish_outbox(conn, entry_id, "sent")
     conn.commit()
@@ -154,11 +172,12 @@ def envelope_sender(raw: bytes) -> str:
     return addresses[0].addr_spec
 
 
-def _failed(conn: sqlite3.Connection, entry: dict, error: str) -> Delivery:
+def _failed(conn: sqlite3.Connection, entry: dict, error: str, *,
+            temporary: bool) -> Delivery:
     store.finish_outbox(conn, entry["id"], "failed", error)
     conn.commit()
     return Delivery(entry["id"], "failed", f"reply {entry['id']} not sent: {error}",
-                    entry["thread_id"])
+                    entry["thread_id"], temporary=temporary)
 
 
 def _why_not(entry: dict) -> str:

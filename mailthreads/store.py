@@ -101,6 +101,18 @@ def pending_deliveries(conn: sqlite3.Connection, limit: int = 500) -> list[Pendi
     ]
 
 
+def last_delivery_id(conn: sqlite3.Connection) -> int:
+    """The newest committed delivery: deliveries after it were made by a later run."""
+    return _one(conn, "SELECT MAX(id) FROM deliveries") or 0
+
+
+def delivery_counts_since(conn: sqlite3.Connection, after_id: int) -> dict[str, int]:
+    """{status: count} of the deliveries after ``after_id``: what one run has committed."""
+    rows = conn.execute("SELECT status, COUNT(*) FROM deliveries WHERE id > ? GROUP BY status",
+                        (after_id,)).fetchall()
+    return {status: count for status, count in rows}
+
+
 # Posts --------------------------------------------------------------------------------------
 
 

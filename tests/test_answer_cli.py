@@ -296,6 +296,25 @@ def test_failed_send_stays_in_the_outbox_and_is_sent_exactly_once_later(site):
     assert "--force" in site.run("outbox", "send", "--force", code=2).output
 
 
+def test_tls_to_a_plain_relay_exits_1_with_the_fix_and_the_answer_waits(tmp_path, monkeypatch):
+    # Exit 75 would have cron retry a setting mistake forever; 1 says "fix something".
+    with running_relay(tmp_path, security="none", auth=False) as relay:
+        site = Site(tmp_path, monkeypatch, relay)
+        settings = ADDRESSES.format(secret=SECRET) + "\n"
+        site.config.write_text(settings + relay.outgoing_toml(security="tls"))
+        thread = site.ingest(ada_writes())["thread"]
+        result = site.run("reply", str(thread), "-m", "Over TLS, I thought.", code=1)
+        [line] = result.stderr.splitlines()
+        assert line == (f"Error: reply 1 not sent: 127.0.0.1:{relay.port} does not speak TLS "
+                        'on connect: set [outgoing] security = "starttls"; it stays in the '
+                        "outbox: fix that, then 'mailthreads outbox send'")
+        site.run("outbox", "send", code=1)
+
+        site.config.write_text(settings + relay.outgoing_toml())  # fixed: plain, as it is
+        assert "Reply 1 sent" in site.run("outbox", "send").stdout
+    assert len(relay.received) == 1
+
+
 def test_empty_answers_abort_and_nothing_is_queued(site):
     thread = site.ingest(ada_writes())["thread"]
     site.answer("")  # saved as it was: only the quote and the comments

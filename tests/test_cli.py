@@ -243,6 +243,63 @@ def test_broken_config_names_file_and_key(env, monkeypatch):
     assert result.exit_code == 1 and "not valid TOML" in result.output
 
 
+def test_config_check_finds_what_reply_would_refuse(env):
+    path = env / "sending.toml"
+    path.write_text('[addresses]\nsecret = "0123456789abcdefghij"\n\n[author]\n'
+                    'addresses = ["me@blog.example"]\n\n[outgoing]\nhost = "smtp.blog.example"\n'
+                    'security = "none"\nusername = "me@blog.example"\n'
+                    'password_command = "pass show smtp"\n')
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f'{path}: [outgoing] security = "none" would send the password unencrypted; use tls '
+        "or starttls (mailthreads reply would refuse)",
+        f"Error: 1 problem(s) in {path}"]
+    refused = CliRunner().invoke(cli, ["-c", str(path), "reply", "1", "-m", "Hello"])
+    assert refused.exit_code == 1 and "would send the password unencrypted" in refused.stderr
+
+
+def test_config_check_warns_about_unset_password_variables_and_a_localhost_domain(
+        env, monkeypatch):
+    path = env / "polling.toml"
+    path.write_text('[[imap]]\nname = "fastmail"\nhost = "imap.fastmail.com"\n'
+                    'username = "me@fastmail.com"\npassword_env = "MAILTHREADS_TEST_NO_SUCH_VAR"\n')
+    monkeypatch.delenv("MAILTHREADS_TEST_NO_SUCH_VAR", raising=False)
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{path}: OK (2 warnings)\n"
+    [domain, variable] = result.stderr.splitlines()
+    assert domain.startswith(f'Warning: {path}: addresses.domain: still "localhost" while '
+                             "[[imap]] accounts are set")
+    assert variable == (f"Warning: {path}: imap[0].password_env: MAILTHREADS_TEST_NO_SUCH_VAR "
+                        "is not set in this environment: poll fails unless it is set where it "
+                        "runs")
+
+    monkeypatch.setenv("MAILTHREADS_TEST_NO_SUCH_VAR", "app-password")
+    path.write_text('[addresses]\ndomain = "blog.example"\n\n' + path.read_text())
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, f"{path}: OK\n", "")
+
+
+def test_config_check_warns_about_a_port_that_contradicts_security(env, monkeypatch):
+    monkeypatch.delenv("MAILTHREADS_SECRET", raising=False)
+    path = env / "ports.toml"
+    path.write_text('[addresses]\ndomain = "blog.example"\n\n[[imap]]\nhost = "imap.example"\n'
+                    'port = 993\nsecurity = "starttls"\npassword_command = "pass imap"\n\n'
+                    '[outgoing]\nhost = "smtp.example"\nport = 587\nsecurity = "tls"\n')
+    result = CliRunner().invoke(cli, ["-c", str(path), "config", "check"])
+    assert result.stderr.splitlines() == [
+        f'Warning: {path}: outgoing.security: port 587 (SMTP submission) speaks plain text '
+        'first, but security = "tls": set security = "starttls"',
+        f'Warning: {path}: imap[0].security: port 993 (IMAP) speaks TLS on connect, but '
+        'security = "starttls": set security = "tls"',
+        f"{path}: no secret for signed reply addresses: set [addresses] secret ('mailthreads "
+        "init' writes one) or MAILTHREADS_SECRET (mailthreads reply would refuse)",
+        f"{path}: no [author] addresses in the config: answers go out from the first one "
+        "(mailthreads reply would refuse)",
+        f"Error: 2 problem(s) in {path}"]
+
+
 def test_missing_explicit_config_is_an_error_but_default_config_is_optional(env, monkeypatch):
     result = CliRunner().invoke(cli, ["-c", str(env / "absent.toml"), "threads"])
     assert result.exit_code == 1 and "no such config file" in result.output
@@ -277,6 +334,37 @@ def test_init_writes_a_private_config(env, monkeypatch):
     run("init")
     assert config.stat().st_mode & 0o777 == 0o600
     assert 'secret = "' in config.read_text()
+
+
+def test_init_force_keeps_the_secret_backs_up_and_names_what_it_replaced(env, monkeypatch):
+    from mailthreads.config import load
+
+    config = env / "fresh" / "config.toml"
+    monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
+    run("init", "--domain", "blog.example")
+    with config.open("a") as handle:
+        handle.write('\n[outgoing]\nhost = "smtp.blog.example"\n')
+    before = config.read_text()
+    secret = load(config).addresses.secret
+
+    result = CliRunner().invoke(cli, ["init", "--force", "--domain", "blog.example"])
+    assert result.exit_code == 0, result.output
+    backup = config.with_name("config.toml.bak")
+    assert f"Wrote config: {config} (the previous one is in {backup})" in result.stdout
+    assert "Kept the token secret" in result.stdout
+    assert result.stderr == ("Warning: not carried over from the previous config (it is in the "
+                             "backup): [outgoing]\n")
+    assert load(config).addresses.secret == secret  # signed Reply-Tos handed out still verify
+    assert backup.read_text() == before and backup.stat().st_mode & 0o777 == 0o600
+
+    result = CliRunner().invoke(cli, ["init", "--force", "--new-secret"])
+    assert result.exit_code == 0, result.output
+    assert load(config).addresses.secret != secret
+    assert "new token secret: signed reply addresses handed out before no longer verify" \
+        in result.stderr and "addresses.domain" in result.stderr
+    assert config.with_name("config.toml.bak.2").exists()  # the first backup is not lost
+    assert backup.read_text() == before
+    run("init", "--new-secret", code=2)  # only with --force
 
 
 def test_posts_close_and_reopen(env):

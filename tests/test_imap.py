@@ -492,6 +492,50 @@ def test_watch_files_mail_appended_while_idling_and_survives_a_dropped_connectio
     assert len(poller.rows("SELECT message_id FROM messages")) == 4
 
 
+def ctrl_c(process: subprocess.Popen) -> tuple[int, str, str]:
+    """SIGINT to the process group, as a terminal sends it (the analysis workers get it too)."""
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=DEADLINE)
+    return process.returncode, out, err
+
+
+def test_ctrl_c_stops_watch_with_a_line_saying_what_it_filed(dovecot, make_poller):  # noqa: F811
+    poller = make_poller()
+    dovecot.append(reply(1))
+    process = subprocess.Popen(poller.command("--watch"), env=poller.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: len(poller.messages()) == 1, "catch-up on start", process)
+    dovecot.append(reply(2))
+    wait_for(lambda: len(poller.messages()) == 2, "message appended during IDLE", process)
+    code, _, err = ctrl_c(process)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == ("stopped (SIGINT): 2 messages in (2 stored, 0 duplicate, "
+                                    "0 quarantined) while watching")
+
+
+def test_ctrl_c_in_a_long_poll_exits_130_with_what_is_in_and_the_next_poll_continues(
+        dovecot, make_poller):  # noqa: F811
+    total = 1500  # several batches, and seconds of work
+    dovecot.append_many([reply(number) for number in range(total)])
+    poller = make_poller()
+    process = subprocess.Popen(poller.command(), env=poller.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: poller.delivered() > 0, "the first batch", process)
+    code, _, err = ctrl_c(process)
+    assert code == 130, err
+    assert "Traceback" not in err
+    [line] = err.splitlines()
+    filed = poller.delivered()
+    assert 0 < filed < total
+    assert line == (f"Interrupted: {filed} messages in ({filed} stored, 0 duplicate, "
+                    "0 quarantined); the next poll continues from there.")
+    assert f"{total - filed} new: {total - filed} stored, 0 duplicate" in poller.ok()
+    assert len({m[0] for m in poller.messages()}) == len(poller.messages()) == total
+
+
 def test_watch_polls_at_an_interval_when_the_server_has_no_idle(tmp_path):
     server = start_dovecot(idle=False)
     try:
@@ -548,7 +592,7 @@ def test_unreachable_server_is_one_line_and_exit_75(dovecot, make_poller):  # no
     done = poller.run()
     assert done.returncode == 75
     [line] = error_lines(done)
-    assert "cannot reach 127.0.0.1:" in line and "refused" in line.lower()
+    assert "cannot connect to 127.0.0.1:" in line and "refused" in line.lower()
 
 
 def test_second_poller_on_the_same_database_exits_75(make_poller):
@@ -601,6 +645,36 @@ def test_tls_certificate_that_does_not_verify_is_exit_1(dovecot, make_poller):  
     assert done.returncode == 1
     [line] = error_lines(done)
     assert "does not verify" in line
+
+
+def test_starttls_certificate_that_does_not_verify_is_exit_1(dovecot, make_poller):  # noqa: F811
+    poller = make_poller(security="starttls")  # no tls_ca_file
+    done = poller.run()
+    assert done.returncode == 1
+    [line] = error_lines(done)
+    assert f"the certificate of 127.0.0.1:{dovecot.port} does not verify" in line
+    assert "tls_ca_file" in line
+
+
+def test_tls_on_the_plain_port_is_exit_1_with_the_fix(dovecot, make_poller):  # noqa: F811
+    # Exit 75 would have cron retry a setting mistake forever.
+    poller = make_poller(security="tls", tls_ca_file=str(dovecot.cafile))  # the plain port
+    done = poller.run()
+    assert done.returncode == 1
+    assert error_lines(done) == [f"Error: account test: 127.0.0.1:{dovecot.port} does not "
+                                 'speak TLS on connect: set security = "starttls"']
+
+
+def test_watch_gives_up_at_once_on_tls_to_the_plain_port(dovecot, make_poller):  # noqa: F811
+    poller = make_poller(security="tls", tls_ca_file=str(dovecot.cafile))
+    try:
+        done = subprocess.run(poller.command("--watch"), env=poller.env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("poll --watch kept reconnecting to a port that will never speak TLS")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert 'does not speak TLS on connect: set security = "starttls"' in done.stderr
 
 
 def test_failing_password_command_is_exit_1(make_poller):

@@ -119,7 +119,7 @@ def test_relay_down_keeps_the_answer_and_a_retry_sends_it_exactly_once(tmp_path,
         configured = with_relay(config, relay)
         relay.stop()
         result = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
-        assert result.status == "failed"
+        assert result.status == "failed" and result.temporary  # worth retrying: exit 75
         assert "connection refused" in result.text
         row = entry(conn, entry_id)
         assert (row["status"], row["attempts"]) == ("failed", 1)
@@ -181,8 +181,9 @@ def test_an_untrusted_certificate_stops_before_the_password_is_sent(tmp_path, co
     _, entry_id = queued_answer(conn, config)
     with running_relay(tmp_path) as relay:
         result = outbox.deliver(conn, with_relay(config, relay), entry_id)  # system CAs only
-    assert result.status == "failed"
-    assert "certificate not trusted" in result.text and "SSL_CERT_FILE" in result.text
+    assert result.status == "failed" and not result.temporary  # retrying cannot help
+    assert "certificate of 127.0.0.1:" in result.text and "does not verify" in result.text
+    assert "SSL_CERT_FILE" in result.text
     assert relay.handler.logins == [] and relay.received == []
 
 
@@ -192,10 +193,34 @@ def test_starttls_is_never_silently_skipped(tmp_path, conn, config):
         configured = with_relay(config, relay, security="starttls")
         result = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
         assert result.status == "failed" and "does not offer STARTTLS" in result.text
+        assert not result.temporary
         assert relay.handler.mail_commands == 0  # not one envelope command in the clear
         # Configured as a plain local relay, it goes.
         assert outbox.deliver(conn, with_relay(config, relay), entry_id).ok
     assert len(relay.received) == 1 and not relay.received[0].encrypted
+
+
+def test_tls_to_a_plain_relay_is_a_setting_to_fix_not_a_retry(tmp_path, conn, config):
+    _, entry_id = queued_answer(conn, config)
+    with running_relay(tmp_path, security="none", auth=False) as relay:
+        configured = with_relay(config, relay, security="tls")
+        result = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
+        assert result.status == "failed" and not result.temporary
+        assert result.text == (f'reply {entry_id} not sent: 127.0.0.1:{relay.port} does not '
+                               'speak TLS on connect: set [outgoing] security = "starttls"')
+        assert relay.handler.mail_commands == 0 and relay.received == []
+
+
+def test_a_permanent_refusal_is_not_retried_by_cron_but_a_4xx_is(tmp_path, conn, config):
+    _, entry_id = queued_answer(conn, config)
+    answers = iter(["554 5.7.1 rejected as spam", "451 4.3.0 busy"])
+    handler = Handler(on_data=lambda message: next(answers))
+    with running_relay(tmp_path, handler=handler) as relay:
+        configured = with_relay(config, relay)
+        first = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
+        assert first.status == "failed" and not first.temporary
+        second = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
+        assert second.status == "failed" and second.temporary
 
 
 def test_a_wrong_password_or_a_missing_one_is_a_clear_failure(tmp_path, conn, config,
@@ -206,9 +231,10 @@ def test_a_wrong_password_or_a_missing_one_is_a_clear_failure(tmp_path, conn, co
         monkeypatch.setenv(PASSWORD_ENV, "wrong")
         result = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
         assert result.status == "failed" and "refused the login" in result.text
+        assert not result.temporary  # 535: the password is wrong until someone changes it
         monkeypatch.delenv(PASSWORD_ENV)
         result = outbox.deliver(conn, configured, entry_id, context=relay.client_context())
-        assert result.status == "failed"
+        assert result.status == "failed" and not result.temporary
         assert f"environment variable {PASSWORD_ENV} is not set" in result.text
         assert result.text.count("\n") == 0
     assert relay.received == []

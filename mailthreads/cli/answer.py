@@ -1,8 +1,9 @@
 """Answering: ``reply`` and the ``outbox`` (``outbox list``, ``outbox send``).
 
 A failed send is not an error in the author's text: the answer stays in the outbox with the
-relay's reason, the command says so in one line and exits 75 (EX_TEMPFAIL), so scripts and
-cron can tell "try later" from "you made a mistake" (1).
+relay's reason, and the command says so in one line. It exits 75 (EX_TEMPFAIL) when trying
+again later can help (the relay is down) and 1 when a setting must change first (a certificate,
+TLS on a plain port, a refused login), so cron does not retry a mistake forever.
 """
 
 from __future__ import annotations
@@ -18,18 +19,9 @@ from .output import chosen_format, confirm, echo, echo_bytes, emit, output_optio
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
     """Everything that would stop the answer, found before the author writes a word."""
-    from ..transport import relay
+    from ..outbox import reply_problems
 
-    config = app.config
-    found = []
-    if not config.secret:
-        found.append("no secret for signed reply addresses: set [addresses] secret "
-                     "('mailthreads init' writes one) or MAILTHREADS_SECRET")
-    if not config.author.addresses:
-        found.append("no [author] addresses in the config: answers go out from the first one")
-    if sending:
-        found.extend(relay.problems(config.outgoing))
-    return found
+    return reply_problems(app.config, sending=sending)
 
 
 @click.command()
@@ -58,8 +50,8 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     thread's signed address, so the correspondent's next reply comes back to this thread (from
     an address not yet theirs, it waits for your 'same person?' decision: see 'review').
 
-    If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it)
-    and the exit status is 75.
+    If sending fails, the answer stays in the outbox ('mailthreads outbox send' retries it);
+    the exit status is 75 when the relay could not be reached, 1 when a setting must change.
 
     \b
     Examples:
@@ -133,7 +125,15 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     result = outbox_module.deliver(conn, config, entry_id)
     _report(result)
     if not result.ok:
-        raise click.exceptions.Exit(EX_TEMPFAIL)
+        raise click.exceptions.Exit(_exit_code([result]))
+
+
+def _exit_code(results: list[Any]) -> int:
+    """1 if a failure needs a setting changed (retrying cannot help), else 75 if any failed."""
+    failed = [result for result in results if result.status in {"failed", "sending"}]
+    if any(result.status == "failed" and not result.temporary for result in failed):
+        return 1
+    return EX_TEMPFAIL if failed else 0
 
 
 def _sender_name(app: App, message: dict[str, Any]) -> str:
@@ -169,9 +169,12 @@ def _report(result: Any) -> None:
         echo(f"Error: {result.text}", err=True)
     elif result.status == "skipped":
         echo(result.text[:1].upper() + result.text[1:], err=True)
-    else:
+    elif result.temporary:
         echo(f"Error: {result.text}; it stays in the outbox: 'mailthreads outbox send' "
              "retries it", err=True)
+    else:
+        echo(f"Error: {result.text}; it stays in the outbox: fix that, then "
+             "'mailthreads outbox send'", err=True)
 
 
 @click.group(invoke_without_command=True)
@@ -229,7 +232,8 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
     """Send the answers waiting in the outbox (all of them, or the IDs given).
 
     Pending and failed answers are sent; sent ones never again. Copies owed to the IMAP Sent
-    folder are saved too. Exits 75 if anything could not be sent.
+    folder are saved too. Exits 75 if anything could not be sent for now (the relay is down),
+    1 if a setting must change first (a certificate, TLS on a plain port, a refused login).
 
     \b
     Examples:
@@ -254,5 +258,6 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
         return
     for result in results:
         _report(result)
-    if any(result.status in {"failed", "sending"} for result in results):
-        raise click.exceptions.Exit(EX_TEMPFAIL)
+    code = _exit_code(results)
+    if code:
+        raise click.exceptions.Exit(code)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo
+from .output import chosen_format, committed_counts, dumps, echo
 
 
 @click.command()
@@ -38,7 +38,11 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         mailthreads ingest ~/Mail/replies/
         mailthreads ingest old-comments.mbox --post why-i-blog
         mailthreads ingest reply.eml --nl
+
+    Ctrl-C stops it: what is stored stays, it says how much, and exits 130; the same command
+    again continues where it stopped.
     """
+    from .. import store
     from ..bulk import ingest_messages
     from ..sources import SourceError, classify_path, count_messages, read_messages
 
@@ -79,6 +83,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             bar.update(1)
 
     db = app.database(durable=False)
+    before = store.last_delivery_id(db.conn)
     show_bar = not quiet and fmt == "table" and sys.stderr.isatty()
     bar = None
     try:
@@ -93,6 +98,12 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
                                       workers=workers, expected=expected, on_outcome=on_outcome)
     except (OSError, SourceError) as error:
         raise click.ClickException(f"cannot read: {error}") from None
+    except KeyboardInterrupt:
+        db.conn.rollback()  # a batch cut short is not in: the re-run takes it
+        click.echo(f"Interrupted: {committed_counts(store.delivery_counts_since(db.conn, before))}"
+                   "; the rest were not taken in. Run the same command again to continue: "
+                   "messages already in are not stored twice.", err=True)
+        raise click.exceptions.Exit(130) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
               "deleted": summary.deleted,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .app import App
-from .output import echo
+from .output import committed_counts, echo
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
@@ -48,8 +48,10 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool, rescan: bool,
     demand, e.g. after a correspondent became known. A rescan never flags or moves older
     mail, and mail you deleted (quarantine delete) does not come back.
 
-    Exit status: 0 done; 1 a problem you must fix (login, config); 75 try again later (server
-    unreachable, or another poller is running on this database).
+    Exit status: 0 done; 1 a problem you must fix (login, config, TLS settings); 75 try again
+    later (server unreachable, or another poller is running on this database); 130 interrupted
+    (what was filed is kept; the next poll continues from there). --watch stops with 0 on
+    Ctrl-C or SIGTERM and says what it filed.
 
     \b
     Examples:
@@ -69,7 +71,7 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool, rescan: bool,
     except LockHeld as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EX_TEMPFAIL)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before polling started, or after it ended
         click.echo("Interrupted: what was filed so far is kept.", err=True)
         sys.exit(130)
     sys.exit(code)
@@ -103,17 +105,26 @@ def _summary(report: FolderReport, account: ImapAccount) -> str:
 
 
 def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
+    from .. import store
     from ..transport.imap_poll import poll_accounts
 
     config = app.config
     database = app.database()
+    before = store.last_delivery_id(database.conn)
     show_bars = not quiet and sys.stderr.isatty()
-    result = poll_accounts(
-        database.conn, config, accounts,
-        on_report=None if quiet else lambda r, a: echo(_summary(r, a)),
-        progress=_progress_bar if show_bars else None,
-        rescan=rescan,
-    )
+    try:
+        result = poll_accounts(
+            database.conn, config, accounts,
+            on_report=None if quiet else lambda r, a: echo(_summary(r, a)),
+            progress=_progress_bar if show_bars else None,
+            rescan=rescan,
+        )
+    except KeyboardInterrupt:
+        # A batch cut short is not checkpointed either: the next poll fetches it again.
+        database.conn.rollback()
+        filed = committed_counts(store.delivery_counts_since(database.conn, before))
+        click.echo(f"Interrupted: {filed}; the next poll continues from there.", err=True)
+        raise click.exceptions.Exit(130) from None
     database.conn.close()
     if not quiet:
         for note in result.notes:
@@ -132,10 +143,13 @@ def _progress_bar(label: str, total: int):
 def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
     import threading
 
+    from .. import store
     from ..transport.imap_watch import Watch, watch
 
     config = app.config
-    app.database().conn.close()  # create or migrate once, before the threads open it
+    database = app.database()  # create or migrate once, before the threads open it
+    before = store.last_delivery_id(database.conn)
+    database.conn.close()
     output = threading.Lock()
 
     def log(line: str) -> None:
@@ -148,8 +162,10 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
                 echo(_summary(folder_report, account))
 
     shared = Watch(log=log, on_report=report, rescan=rescan)
+    stopped_by: list[str] = []
 
-    def stop(_signum: int, _frame: object) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signal.Signals(signum).name)
         shared.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
@@ -157,6 +173,9 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
     if not quiet:
         log(f"watching {len(accounts)} account(s); stop with Ctrl-C or SIGTERM")
     watch(app.database_path, config, accounts, shared)
+    if stopped_by and not quiet:
+        filed = committed_counts(store.delivery_counts_since(app.reader(), before))
+        log(f"stopped ({stopped_by[0]}): {filed} while watching")
     for reason in shared.fatal:
         echo(f"Error: {reason}", err=True)
     return 1 if shared.fatal else 0

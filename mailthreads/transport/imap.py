@@ -23,6 +23,7 @@ from imapclient.imapclient import SENT
 
 from ..config import ImapAccount
 from ..credentials import CredentialError, secret_from_command
+from .connect_failure import Setting, classify
 
 
 class ImapFailure(Exception):
@@ -106,32 +107,37 @@ def open_connection(account: ImapAccount) -> IMAPClient:
     try:
         client = IMAPClient(host, port=port, ssl=account.security == "tls",
                             ssl_context=context, timeout=account.timeout)
-    except ssl.SSLCertVerificationError as error:
-        raise SettingsProblem(account.name, f"the certificate of {where} does not verify: "
-                              f"{error.verify_message or error}") from None
-    except (socket.gaierror, ConnectionRefusedError) as error:
-        raise Unreachable(account.name, f"cannot reach {where}: "
-                          f"{error.strerror or error}") from None
     except NETWORK_ERRORS as error:
-        raise Unreachable(account.name, f"cannot reach {where}: {describe(error)}") from None
+        raise _connect_failed(account, error) from None
     if account.security == "starttls":
         try:
             if b"STARTTLS" not in client.capabilities():
                 raise SettingsProblem(account.name, f"{where} does not offer STARTTLS; use "
                                       'security = "tls" (port 993) if it offers TLS')
             client.starttls(context)
-        except ssl.SSLCertVerificationError as error:
-            close(client)
-            raise SettingsProblem(account.name, f"the certificate of {where} does not verify: "
-                                  f"{error.verify_message or error}") from None
         except NETWORK_ERRORS as error:
             close(client)
-            raise Unreachable(account.name, f"STARTTLS with {where} failed: "
-                              f"{describe(error)}") from None
+            raise _connect_failed(account, error) from None
         except SettingsProblem:
             close(client)
             raise
+        except imap_exceptions.IMAPClientError as error:  # a NO or BAD to STARTTLS
+            close(client)
+            raise SettingsProblem(account.name, f"STARTTLS with {where} failed: "
+                                  f"{_server_text(error)}") from None
     return client
+
+
+def _connect_failed(account: ImapAccount, error: BaseException) -> ImapFailure:
+    """A server that cannot be reached now (75), or a setting to fix (1): see connect_failure."""
+    setting = Setting(where=f"{account.host}:{default_port(account)}",
+                      security=account.security,
+                      # ImapFailure names the account already.
+                      security_key="security = {}", host_key="host",
+                      trust_hint="for a private CA set tls_ca_file")
+    failure = classify(error, setting)
+    kind = Unreachable if failure.temporary else SettingsProblem
+    return kind(account.name, failure.text)
 
 
 def login(client: IMAPClient, account: ImapAccount, secret: str) -> None:

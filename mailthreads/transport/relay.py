@@ -7,7 +7,9 @@ sent over it). Certificates are checked against the system's trust store, which
 
 Every failure is a ``RelayError`` whose ``maybe_sent`` says whether the relay might have
 accepted the message anyway: only a connection lost after the whole message was handed over
-(during DATA) leaves that open. The outbox never retries such a message by itself.
+(during DATA) leaves that open. The outbox never retries such a message by itself. Its
+``temporary`` says whether trying again later can help (a relay that is down, a 4xx answer)
+or a setting must change first (a certificate, TLS on a plain port, a 5xx answer, a login).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from dataclasses import dataclass
 
 from ..config import Outgoing
 from ..credentials import CredentialError, secret_from_command
+from .connect_failure import Setting, classify
 
 
 class RelayError(Exception):
     """Sending failed; the text is one line for the user."""
 
-    def __init__(self, text: str, *, maybe_sent: bool = False):
+    def __init__(self, text: str, *, maybe_sent: bool = False, temporary: bool = True):
         super().__init__(text)
         self.maybe_sent = maybe_sent
+        self.temporary = temporary
 
 
 class PasswordError(Exception):
@@ -87,12 +91,12 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
             password = resolve_password(outgoing.password_env, outgoing.password_command,
                                         "[outgoing]")
         except PasswordError as error:
-            raise RelayError(str(error)) from None
+            raise RelayError(str(error), temporary=False) from None
     context = context or ssl.create_default_context()
     try:
         client = _connect(outgoing, context)
     except (OSError, smtplib.SMTPException) as error:
-        raise RelayError(f"cannot connect to {where}: {_describe(error)}") from None
+        raise _connect_failed(error, outgoing) from None
     try:
         _prepare(client, outgoing, password, context, where)
         _envelope(client, mail_from, recipients, where)
@@ -100,7 +104,8 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
             code, response = client.data(raw)
         except smtplib.SMTPDataError as error:
             # The relay answered and refused: nothing was accepted.
-            raise RelayError(f"{where} refused the message: {_reply(error)}") from None
+            raise RelayError(f"{where} refused the message: {_reply(error)}",
+                             temporary=_temporary(error.smtp_code)) from None
         except (OSError, smtplib.SMTPException) as error:
             raise RelayError(f"connection to {where} lost while handing over the message "
                              f"({_describe(error)}): it may or may not have been sent",
@@ -108,12 +113,13 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
         text = " ".join(response.decode("utf-8", "replace").split())
         if code != 250:
             # smtplib's data() checks only the 354; the verdict on the message is this one.
-            raise RelayError(f"{where} refused the message: {code} {text}")
+            raise RelayError(f"{where} refused the message: {code} {text}",
+                             temporary=_temporary(code))
         return Sent(where, f"{code} {text}")
     except RelayError:
         raise
-    except ssl.SSLError as error:
-        raise RelayError(f"TLS with {where} failed: {_describe(error)}") from None
+    except ssl.SSLError as error:  # the STARTTLS handshake
+        raise _connect_failed(error, outgoing) from None
     except (OSError, smtplib.SMTPException) as error:
         raise RelayError(f"{where}: {_describe(error)}") from None
     finally:
@@ -136,7 +142,8 @@ def _prepare(client: smtplib.SMTP, outgoing: Outgoing, password: str | None,
     if outgoing.security == "starttls":
         if not client.has_extn("starttls"):
             raise RelayError(f"{where} does not offer STARTTLS; not sending in the clear "
-                             "(set [outgoing] security to tls or none if that is intended)")
+                             "(set [outgoing] security to tls or none if that is intended)",
+                             temporary=False)
         client.starttls(context=context)
         client.ehlo()
     if outgoing.username:
@@ -144,22 +151,37 @@ def _prepare(client: smtplib.SMTP, outgoing: Outgoing, password: str | None,
             client.login(outgoing.username, password or "")
         except smtplib.SMTPAuthenticationError as error:
             raise RelayError(f"{where} refused the login for {outgoing.username}: "
-                             f"{_reply(error)}") from None
+                             f"{_reply(error)}", temporary=_temporary(error.smtp_code)) from None
         except smtplib.SMTPNotSupportedError:
             raise RelayError(f"{where} does not offer AUTH; remove [outgoing] username or "
-                             "use another relay") from None
+                             "use another relay", temporary=False) from None
 
 
 def _envelope(client: smtplib.SMTP, mail_from: str, recipients: list[str], where: str) -> None:
     code, response = client.mail(mail_from)
     if code != 250:
         raise RelayError(f"{where} refused the sender {mail_from}: {code} "
-                         f"{response.decode('utf-8', 'replace')}")
+                         f"{response.decode('utf-8', 'replace')}", temporary=_temporary(code))
     for recipient in recipients:
         code, response = client.rcpt(recipient)
         if code not in (250, 251):
             raise RelayError(f"{where} refused the recipient {recipient}: {code} "
-                             f"{response.decode('utf-8', 'replace')}")
+                             f"{response.decode('utf-8', 'replace')}",
+                             temporary=_temporary(code))
+
+
+def _connect_failed(error: BaseException, outgoing: Outgoing) -> RelayError:
+    """Connecting, the greeting or TLS failed: a relay that is down, or a setting to fix."""
+    setting = Setting(where=f"{outgoing.host}:{outgoing.port}", security=outgoing.security,
+                      security_key="[outgoing] security = {}", host_key="[outgoing] host",
+                      trust_hint="for a private relay point SSL_CERT_FILE at its CA")
+    failure = classify(error, setting)
+    return RelayError(failure.text, temporary=failure.temporary)
+
+
+def _temporary(code: int) -> bool:
+    """SMTP's own verdict: 4xx try again later, 5xx do not (RFC 5321 4.2.1)."""
+    return 400 <= code < 500
 
 
 def _reply(error: smtplib.SMTPResponseException) -> str:
@@ -170,16 +192,10 @@ def _reply(error: smtplib.SMTPResponseException) -> str:
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"certificate not trusted ({error.verify_message}); for a private relay " \
-               "point SSL_CERT_FILE at its CA"
+    """An error once connected (connecting is ``connect_failure.classify``'s)."""
     if isinstance(error, smtplib.SMTPResponseException):
         return _reply(error)
     if isinstance(error, socket.timeout | TimeoutError):
         return "timed out"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, socket.gaierror):
-        return f"unknown host ({error.strerror})"
     text = str(error) or type(error).__name__
     return " ".join(text.split())
