@@ -83,7 +83,7 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
     from ..transport.imap_poll import poll_accounts
 
     config = app.config
-    database = app.database()
+    database = app.database(create=True)
     show_bars = not quiet and sys.stderr.isatty()
     result = poll_accounts(
         database.conn, config, accounts,
@@ -111,7 +111,7 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool) -> int:
     from ..transport.imap_watch import Watch, watch
 
     config = app.config
-    app.database().conn.close()  # create or migrate once, before the threads open it
+    app.database(create=True).conn.close()  # create or migrate once, before the threads open it
     output = threading.Lock()
 
     def log(line: str) -> None:

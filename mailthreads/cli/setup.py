@@ -54,7 +54,7 @@ def init(app: App, domain: str | None, author_addresses: tuple[str, ...], force:
         path.chmod(0o600)  # an existing file (--force) keeps its old mode otherwise
         click.echo(f"Wrote config: {path}")
     app.__dict__.pop("config", None)
-    db = app.database()
+    db = app.database(create=True)
     db.conn.close()
     click.echo(f"Database: {app.database_path}")
 
