@@ -234,6 +234,8 @@ def test_soak_listener_watcher_bulk_ingest_and_readers_lose_nothing(tmp_path, do
         expected = [message_id for ids in soak.sent.values() for message_id in ids]
 
         def all_stored() -> bool:
+            if watcher.poll() is not None:
+                raise AssertionError(f"poll --watch exited: {finish(watcher)}")
             return rows(database, "SELECT COUNT(*) FROM messages")[0][0] >= len(expected)
 
         wait_for(all_stored, "every message to be filed", timeout=60)
