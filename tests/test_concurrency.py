@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -160,29 +161,29 @@ class Soak:
     def running(self) -> bool:
         return time.monotonic() < self.stop_at and len(self.problems) < 5
 
-    def smtp(self) -> None:
+    def trickle(self, transport: str, send: Callable[[str, bytes], None], pause: float) -> None:
+        """Send a reply by ``transport`` every ``pause`` seconds while the soak runs."""
         number = 0
         while self.running():
-            message_id = f"smtp-{number}@example.com"
+            message_id = f"{transport}-{number}@example.com"
             try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as client:
-                    client.sendmail("reader@example.com", ["reply+soak@blog.example"],
-                                    reply(message_id, number, "reply+soak@blog.example"))
-            except smtplib.SMTPException as error:
-                self.problems.append(f"SMTP {message_id}: {error}")
+                send(message_id, reply(message_id, number, "reply+soak@blog.example"))
+            except Exception as error:  # noqa: BLE001 - noted; the test fails on it
+                self.problems.append(f"{transport} {message_id}: {error}")
                 return
-            self.sent["smtp"].append(message_id)
+            self.sent[transport].append(message_id)
             number += 1
-            time.sleep(0.1)
+            time.sleep(pause)
+
+    def smtp(self) -> None:
+        def send(_: str, raw: bytes) -> None:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as client:
+                client.sendmail("reader@example.com", ["reply+soak@blog.example"], raw)
+
+        self.trickle("smtp", send, 0.1)
 
     def imap(self) -> None:
-        number = 0
-        while self.running():
-            message_id = f"imap-{number}@example.com"
-            self.mail.append(reply(message_id, number, "reply+soak@blog.example"))
-            self.sent["imap"].append(message_id)
-            number += 1
-            time.sleep(0.2)
+        self.trickle("imap", lambda _, raw: self.mail.append(raw), 0.2)
 
     def ingest(self) -> None:
         batch = 0
