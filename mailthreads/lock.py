@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .db import make_data_directory
+
 # sysexits.h: try again later (a server unreachable, a lock held); cron and systemd treat it as
 # a failure, and systemd's Restart= retries it. Every command uses this one.
 EX_TEMPFAIL = 75
@@ -33,9 +35,10 @@ def hold(path: Path, what: str) -> Iterator[None]:
 
     ``what`` names the work in the message ("mailthreads poll").
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_data_directory(path.parent)
     # O_RDWR without O_TRUNC: a process that fails to get the lock must not wipe the holder's PID.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # 0600 like the database beside it: the PID is nobody else's business.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

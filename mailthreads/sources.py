@@ -107,8 +107,15 @@ def _directory_files(folder: Path) -> Iterator[Path]:
             # A maildir inside a folder tree: its messages are under new/ and cur/.
             dirs[:] = [d for d in dirs if d in ("new", "cur")]
         for name in sorted(files):
-            if not name.startswith("."):
+            if not name.startswith(".") and not _sqlite_companion(root_path, name):
                 yield root_path / name
+
+
+def _sqlite_companion(folder: Path, name: str) -> bool:
+    """A database's -wal, -shm or -journal file (e.g. our own, when the database lives in the
+    folder being read): an empty one would otherwise pass for an empty message."""
+    base, dash, suffix = name.rpartition("-")
+    return bool(dash) and suffix in ("wal", "shm", "journal") and (folder / base).is_file()
 
 
 def _read_mbox(path: Path) -> Iterator[tuple[str, bytes]]:

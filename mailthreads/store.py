@@ -132,12 +132,14 @@ def post_by_id(conn: sqlite3.Connection, post_id: int) -> dict[str, Any] | None:
 def create_post(
     conn: sqlite3.Connection, slug: str, title: str | None = None, url: str | None = None
 ) -> int:
-    cursor = conn.execute(
+    # Another process may have created it since the caller looked (a plan made before this
+    # transaction took the write lock): then the existing post is the one meant.
+    conn.execute(
         "INSERT INTO posts (slug, title, url, closed, aliases, created_at) "
-        "VALUES (?, ?, ?, 0, '[]', ?)",
+        "VALUES (?, ?, ?, 0, '[]', ?) ON CONFLICT (slug) DO NOTHING",
         (slug, title, url, now()),
     )
-    return int(cursor.lastrowid or 0)
+    return int(_one(conn, "SELECT id FROM posts WHERE slug = ?", (slug,)))
 
 
 def upsert_post(

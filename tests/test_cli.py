@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from mailfactory import message
 
 from mailthreads.cli import cli
+from mailthreads.db import open_database
 
 
 @pytest.fixture
@@ -139,6 +140,7 @@ def test_explain_reports_without_storing(env):
     path = env / "ooo.eml"
     path.write_bytes(message(subject="Automatic reply: Why I blog",
                              headers={"Auto-Submitted": "auto-replied"}))
+    open_database(env / "mail.db").conn.close()  # explain reads the database, never makes it
     result = run_json("explain", str(path))
     assert result["kind"] == "auto_reply"
     assert result["post"] == "why-i-blog"
@@ -208,6 +210,7 @@ def test_posts_sync_from_an_atom_file(env):
     (("search", '"unbalanced'), "bad search query"),
 ])
 def test_user_errors_are_one_line_without_traceback(env, args, text):
+    open_database(env / "mail.db").conn.close()
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 1, result.output
     assert text in result.output
@@ -305,6 +308,7 @@ def test_missing_explicit_config_is_an_error_but_default_config_is_optional(env,
     assert result.exit_code == 1 and "no such config file" in result.output
     monkeypatch.delenv("MAILTHREADS_CONFIG")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "xdg"))
+    open_database(env / "mail.db").conn.close()
     assert "No threads" in run("threads")
 
 

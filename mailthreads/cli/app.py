@@ -52,21 +52,19 @@ class App:
 
         return default_database_path()
 
-    def database(self, *, durable: bool = True) -> Database:
-        from ..db import DatabaseError, open_database
+    def database(self, *, durable: bool = True, create: bool = False) -> Database:
+        """A writer's connection. Only commands that store what they are given (``init``,
+        ``ingest``, ``poll``, ``posts add``...) pass ``create``; the others need an existing
+        database. Errors are reported by the top-level handler (``cli.LazyGroup.invoke``)."""
+        from ..db import open_database
 
-        try:
-            return open_database(self.database_path, durable=durable)
-        except DatabaseError as error:
-            raise click.ClickException(str(error)) from None
+        return open_database(self.database_path, durable=durable, create=create)
 
     def reader(self) -> sqlite3.Connection:
-        from ..db import DatabaseError, connect_read_only
+        """A read connection; never creates the database."""
+        from ..db import connect_read_only
 
-        try:
-            return connect_read_only(self.database_path)
-        except DatabaseError as error:
-            raise click.ClickException(str(error)) from None
+        return connect_read_only(self.database_path)
 
 
 def env_flag(name: str) -> bool:

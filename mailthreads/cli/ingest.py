@@ -82,7 +82,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         if bar is not None:
             bar.update(1)
 
-    db = app.database(durable=False)
+    db = app.database(durable=False, create=True)
     before = store.last_delivery_id(db.conn)
     show_bar = not quiet and fmt == "table" and sys.stderr.isatty()
     bar = None

@@ -109,7 +109,7 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | N
     from ..transport.imap_poll import poll_accounts
 
     config = app.config
-    database = app.database()
+    database = app.database(create=True)
     before = store.last_delivery_id(database.conn)
     show_bars = not quiet and sys.stderr.isatty()
     try:
@@ -147,7 +147,7 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
     from ..transport.imap_watch import Watch, watch
 
     config = app.config
-    database = app.database()  # create or migrate once, before the threads open it
+    database = app.database(create=True)  # create or migrate once, before the threads open it
     before = store.last_delivery_id(database.conn)
     database.conn.close()
     output = threading.Lock()

@@ -40,7 +40,7 @@ def posts_add(app: App, slug: str, title: str | None, url: str | None) -> None:
     """
     from .. import store
 
-    db = app.database()
+    db = app.database(create=True)
     with db.conn:
         result = store.upsert_post(db.conn, slug, title, url)
     click.echo(f"{slug}: {result}")
@@ -197,7 +197,7 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
         entries = feeds.read_feed(feed)
     except feeds.FeedError as error:
         raise click.ClickException(str(error)) from None
-    db = app.database()
+    db = app.database(create=True)
     with db.conn:
         results = feeds.sync_posts(db.conn, entries)
     counts = {kind: sum(r.result == kind for r in results)

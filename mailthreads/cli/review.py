@@ -279,6 +279,8 @@ def search(app: App, query: str, limit: int, as_json: bool, as_nl: bool, as_csv:
     try:
         rows = store.search_messages(app.reader(), query, limit)
     except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode != sqlite3.SQLITE_ERROR:
+            raise  # a lock, a damaged file: the top-level handler explains those
         raise click.ClickException(f"bad search query {query!r}: {error}") from None
     for row in rows:
         row["from"] = row.pop("from_name") or row["from_address"]

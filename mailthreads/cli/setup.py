@@ -57,7 +57,7 @@ def init(app: App, domain: str | None, author_addresses: tuple[str, ...], force:
         if previous is not None:
             _report_replaced(previous, text, kept is not None)
     app.__dict__.pop("config", None)
-    db = app.database()
+    db = app.database(create=True)
     db.conn.close()
     click.echo(f"Database: {app.database_path}")
 
