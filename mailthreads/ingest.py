@@ -356,6 +356,7 @@ class Pipeline:
         self.conn = conn
         self.config = config
         self.unrouted = unrouted
+        self._analyser: Any = None  # a budget.Analyser, started on first use
 
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
@@ -381,7 +382,12 @@ class Pipeline:
         return delivery_id, sha256
 
     def analyze(self, raw: bytes, context: Context) -> Analysis | str:
-        return analyze_or_reason(raw, self.config, context.envelope.mail_from)
+        """The analysis, under the time and memory budget of ``[limits]`` (see ``budget``)."""
+        if self._analyser is None:
+            from .budget import Analyser  # it imports this module
+
+            self._analyser = Analyser(self.config)
+        return self._analyser.analyse(raw, context.envelope.mail_from)
 
     def process_pending(self, batch: int = 200) -> Iterator[Outcome]:
         """Finish deliveries that were received but not processed (e.g. before a crash)."""
@@ -438,6 +444,8 @@ def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -
         return str(error)
     except RecursionError:
         return "message structure too deeply nested to analyse"
+    except MemoryError:
+        raise  # over the memory budget: budget.Analyser reports it
     except Exception as error:  # a parser bug must not lose the message: quarantine it
         return f"could not analyse the message: {type(error).__name__}: {error}"
 

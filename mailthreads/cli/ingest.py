@@ -121,14 +121,16 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, analyze_or_reason, plan
+    from ..budget import Analyser
+    from ..ingest import Context, Envelope, plan
 
     try:
         raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as error:
         raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
     config = app.config
-    analysis = analyze_or_reason(raw, config, None)
+    with Analyser(config) as analyser:
+        analysis = analyser.analyse(raw)
     if isinstance(analysis, str):
         result = {"status": "quarantined", "kind": None, "post": None, "thread": None,
                   "reasons": [analysis], "visible_text": None, "quoted_text": None,
