@@ -40,6 +40,8 @@ START_SECONDS = 120.0
 # What a worker answers when its analysis ran out of memory (it exits after that).
 _OUT_OF_MEMORY = "out of memory"
 _READY = "ready"
+_PR_SET_PDEATHSIG = 1
+_PARENT_CHECK_SECONDS = 1.0
 
 
 def _context() -> BaseContext:
@@ -73,8 +75,31 @@ def _cap_memory(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _die_with_parent() -> int:
+    """A worker must not outlive the process it works for (killed with SIGKILL, say): its
+    siblings hold copies of its pipe, so the pipe alone would not tell it. Linux kills it at
+    once; elsewhere the idle loop notices a new parent. Returns the parent's pid."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return parent
+
+
+def _next_task(conn: Connection, parent: int) -> tuple[bytes, str | None] | None:
+    while not conn.poll(_PARENT_CHECK_SECONDS):
+        if os.getppid() != parent:
+            return None
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
 def _serve(conn: Connection, config: Config) -> None:
     """A worker: analyse each (raw, envelope sender) it is sent, until its pipe closes."""
+    parent = _die_with_parent()
     # Ctrl-C is the parent's to handle; it stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent kills a worker over its time; should the parent die first (SIGKILL), the
@@ -84,10 +109,10 @@ def _serve(conn: Connection, config: Config) -> None:
     _cap_memory(config.limits.max_parse_memory)
     conn.send(_READY)
     while True:
-        try:
-            raw, sender = conn.recv()
-        except (EOFError, OSError):
+        task = _next_task(conn, parent)
+        if task is None:
             return
+        raw, sender = task
         signal.setitimer(signal.ITIMER_REAL, backstop)
         try:
             result: Result = analyze_or_reason(raw, config, sender)

@@ -361,10 +361,12 @@ class Pipeline:
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
         """Receive and process one message, committing once at the end."""
+        context = Context(source, envelope or Envelope(), post_hint)
+        # Before the write transaction: an analysis may take up to its budget.
+        analysis = self.analyze(raw, context)
         delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
                                            post_hint=post_hint, commit=False)
-        context = Context(source, envelope or Envelope(), post_hint)
-        outcome = self.process(delivery_id, sha256, raw, context, self.analyze(raw, context))
+        outcome = self.process(delivery_id, sha256, raw, context, analysis)
         self.conn.commit()
         return outcome
 
@@ -395,13 +397,16 @@ class Pipeline:
             pending = store.pending_deliveries(self.conn, batch)
             if not pending:
                 return
+            analysed = []  # all of the batch, before its write transaction starts
             for delivery in pending:
                 raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
                 context = Context(delivery.source,
                                   Envelope(delivery.envelope_from, delivery.envelope_to),
                                   delivery.post_hint)
-                yield self.process(delivery.id, delivery.raw_sha256, raw, context,
-                                   self.analyze(raw, context), origin=delivery.origin)
+                analysed.append((delivery, raw, context, self.analyze(raw, context)))
+            for delivery, raw, context, analysis in analysed:
+                yield self.process(delivery.id, delivery.raw_sha256, raw, context, analysis,
+                                   origin=delivery.origin)
             self.conn.commit()
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
