@@ -52,6 +52,18 @@ def test_parts_without_content_type_are_counted_by_boundary_lines_before_parsing
     assert peak < len(raw)
 
 
+def test_a_boundary_in_rfc2231_form_is_counted_all_the_same():
+    raw = parts_without_content_type(200_000).replace(b'boundary="b"', b"boundary*=us-ascii''b")
+    tracemalloc.start()
+    try:
+        with pytest.raises(Unparseable, match="part"):
+            parse(raw, Limits(max_mime_parts=50))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(raw)
+
+
 def test_boundary_lines_of_a_normal_multipart_message_stay_under_the_cap():
     parts = b"".join(b"--B\r\n\r\npart %d\r\n" % i for i in range(9))
     raw = (_HEADER + b"Content-Type: multipart/mixed; boundary=B\r\n\r\n" + parts

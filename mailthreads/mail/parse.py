@@ -29,9 +29,11 @@ _EOL = rb"(?:\r\n|\r(?!\n)|\n)"
 _HEADER_END = re.compile(_EOL + _EOL)
 # A Received header with its folded continuation lines.
 _RECEIVED = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
-# A multipart boundary, wherever it is declared (RFC 2046 allows at most 70 characters).
+# A multipart boundary, wherever it is declared (RFC 2046 allows at most 70 characters), and
+# any mention of one, readable here or not (RFC 2231: boundary*=, boundary*0=...).
 _BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
                        re.I)
+_BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
 # The tags that html2text indents for: its output grows with the square of their nesting.
 _INDENTING_TAG = re.compile(r"<\s*(/?)\s*(?:blockquote|ul|ol)\b", re.I)
 
@@ -245,19 +247,31 @@ def _check_part_count(raw: bytes, limits: Limits) -> None:
 
     Every part after the first starts at a delimiter line, ``--`` and a boundary the message
     declares, whether or not the part has headers of its own. Counting delimiter lines of every
-    declared boundary, wherever it is declared, gives an upper bound, in one regex scan.
+    declared boundary, wherever it is declared, gives an upper bound, in one regex scan. A
+    boundary this cannot read (RFC 2231 encoded or continued, a quoted one folded over lines)
+    makes every line that starts with ``--`` count.
     """
-    boundaries = {quoted or bare for quoted, bare in _BOUNDARY.findall(raw)}
-    if len(boundaries) > limits.max_mime_parts:
-        raise Unparseable(f"message declares {len(boundaries):,} multipart boundaries, over "
-                          f"the {limits.max_mime_parts:,} part limit")
-    if not boundaries:
+    boundaries: set[bytes] = set()
+    unread = False
+    for mention in _BOUNDARY_MENTION.finditer(raw):
+        value = _BOUNDARY.match(raw, mention.start())
+        if value is None:
+            unread = True
+            break
+        boundaries.add(value.group(1) or value.group(2))
+        if len(boundaries) > limits.max_mime_parts:
+            raise Unparseable(f"message declares over {limits.max_mime_parts:,} multipart "
+                              f"boundaries, over the {limits.max_mime_parts:,} part limit")
+    if not boundaries and not unread:
         return
-    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
-    # "--" + boundary alone on its line, not the closing "--boundary--"; the lookbehind keeps
-    # the search on its fast literal prefix and checks that a line starts there.
-    delimiter = re.compile(
-        rb"--(?<![^\r\n]--)(?:" + alternatives + rb")(?!--)[ \t]*(?:[\r\n]|\Z)")
+    # "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
+    # then one of the boundaries alone on its line, not the closing "--boundary--".
+    pattern = rb"--(?<![^\r\n]--)"
+    if not unread:
+        longest_first = sorted(boundaries, key=len, reverse=True)
+        pattern += (rb"(?:" + b"|".join(re.escape(b) for b in longest_first)
+                    + rb")(?!--)[ \t]*(?:[\r\n]|\Z)")
+    delimiter = re.compile(pattern)
     parts = 1
     for _ in delimiter.finditer(raw):
         parts += 1
