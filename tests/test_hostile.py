@@ -250,3 +250,19 @@ def test_explain_reports_a_message_over_budget_as_quarantined(tmp_path):
     report = json.loads(result.stdout)
     assert report["status"] == "quarantined"
     assert report["reasons"] == ["analysis took over 1 s ([limits] max_parse_seconds)"]
+
+
+def test_the_budget_keys_are_read_and_checked(tmp_path):
+    from mailthreads.config import ConfigError, load
+
+    good = tmp_path / "good.toml"
+    good.write_text("[limits]\nmax_parse_seconds = 2.5\nmax_parse_memory = 268435456\n"
+                    "max_header_parameters = 20\nmax_html_depth = 30\n")
+    assert load(good).limits[-4:] == (20, 30, 2.5, 268435456)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[limits]\nmax_parse_seconds = 0\nmax_parse_memory = "lots"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(bad)
+    text = "\n".join(caught.value.problems)
+    assert f"{bad}: limits.max_parse_seconds:" in text
+    assert f"{bad}: limits.max_parse_memory:" in text
