@@ -60,7 +60,7 @@ class Limits(NamedTuple):
     # process that is replaced when a message goes over: wall-clock seconds, and bytes of
     # memory on top of what the worker holds before it starts on the message.
     max_parse_seconds: float = 30.0
-    max_parse_memory: int = 1024 * 1024 * 1024
+    max_parse_memory: int = 512 * 1024 * 1024
 
 
 class Listener(NamedTuple):
