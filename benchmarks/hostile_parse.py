@@ -9,6 +9,10 @@ analysis in a worker process under ``[limits] max_parse_seconds`` and ``max_pars
 ``git archive``); a tree without ``mailthreads/budget.py`` is measured with a plain
 ``analyze_or_reason`` call, which is all it had. Figures: wall-clock seconds, and the peak
 resident memory of the child and its worker (ru_maxrss of each, the larger one).
+
+``--smtp`` measures what a sender sees instead: a real ``mailthreads serve`` of the tree takes
+the hostile message and then a normal reply, and the figure is the time from the normal reply's
+250 until it is filed (what the hostile message in front of it costs it).
 """
 
 from __future__ import annotations
@@ -73,13 +77,45 @@ def measure(tree: Path, raw: bytes) -> dict:
     return json.loads(output)
 
 
+def measure_smtp(tree: Path, raw: bytes) -> dict:
+    import smtplib
+    import time
+
+    sys.path.insert(0, str(tree / "tests"))
+    from smtp_support import Serve, message, query, wait_for, write_config
+
+    with tempfile.TemporaryDirectory() as directory:
+        database = Path(directory) / "replies.db"
+        config = write_config(Path(directory))
+        with Serve(database, config) as server:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=300) as client:
+                client.sendmail("mallory@example.com", ["reply+why-i-blog@blog.example"], raw)
+                client.sendmail("jane@example.com", ["reply+why-i-blog@blog.example"],
+                                message(message_id="normal@example.com"))
+                accepted = time.monotonic()
+            wait_for(lambda: query(database, "SELECT 1 FROM messages WHERE message_id = ?",
+                                   ("normal@example.com",)), "the normal reply", 600)
+            waited = time.monotonic() - accepted
+            reasons = query(database, "SELECT reason FROM quarantine")
+    return {"seconds": waited, "outcome": reasons[0][0] if reasons else "filed"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=24_000_000)
     parser.add_argument("--tree", type=Path, default=HERE)
     parser.add_argument("--shape", action="append", choices=sorted(SHAPES))
+    parser.add_argument("--smtp", action="store_true",
+                        help="time a normal reply behind each shape through serve")
     args = parser.parse_args()
     print(f"tree: {args.tree}   size: {args.size:,} bytes")
+    if args.smtp:
+        print("| shape in front | normal reply filed after (s) | hostile message |\n|---|---:|---|")
+        for shape in args.shape or SHAPES:
+            figures = measure_smtp(args.tree, build(shape, args.size))
+            print(f"| {shape} | {figures['seconds']:.2f} | {figures['outcome'][:90]} |",
+                  flush=True)
+        return
     print("| shape | seconds | peak MB | outcome |\n|---|---:|---:|---|")
     for shape in args.shape or SHAPES:
         figures = measure(args.tree, build(shape, args.size))

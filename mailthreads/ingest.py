@@ -14,7 +14,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import store
 from .config import SLUG_PATTERN, Config
@@ -25,6 +25,9 @@ from .mail.parse import Unparseable
 from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from .timestamps import now
 from .tokens import token_matches
+
+if TYPE_CHECKING:
+    from .budget import Analyser
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -356,7 +359,7 @@ class Pipeline:
         self.conn = conn
         self.config = config
         self.unrouted = unrouted
-        self._analyser: Any = None  # a budget.Analyser, started on first use
+        self._analyser: Analyser | None = None  # started on first use
 
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
