@@ -53,6 +53,15 @@ class Limits(NamedTuple):
     max_header_size: int = 256 * 1024
     max_mime_parts: int = 500
     max_mime_depth: int = 20
+    # Parameters of one Content-Type or Content-Disposition (CPython splits them in quadratic
+    # time), and nesting of HTML blockquotes and lists (html2text's output grows with its square).
+    max_header_parameters: int = 100
+    max_html_depth: int = 100
+    # The budget of one message's analysis (parse, trim, classify), enforced in a worker
+    # process that is replaced when a message goes over: wall-clock seconds, and bytes of
+    # memory on top of what the worker holds before it starts on the message.
+    max_parse_seconds: float = 30.0
+    max_parse_memory: int = 512 * 1024 * 1024
 
 
 class Listener(NamedTuple):
@@ -225,10 +234,13 @@ def _addresses(reader: _Reader, table: dict[str, Any]) -> Addresses:
 def _limits(reader: _Reader, table: dict[str, Any]) -> Limits:
     defaults = Limits()
     reader.only(table, "limits", set(defaults._fields))
-    return Limits(**{
+    values: dict[str, Any] = {
         name: reader.positive_int(table, "limits", name, getattr(defaults, name))
-        for name in defaults._fields
-    })
+        for name in defaults._fields if name != "max_parse_seconds"
+    }
+    values["max_parse_seconds"] = reader.positive_number(table, "limits", "max_parse_seconds",
+                                                         defaults.max_parse_seconds)
+    return Limits(**values)
 
 
 def _listener(reader: _Reader, table: dict[str, Any]) -> Listener:

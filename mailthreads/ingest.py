@@ -14,7 +14,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import store
 from .config import SLUG_PATTERN, Config
@@ -25,6 +25,9 @@ from .mail.parse import Unparseable
 from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from .timestamps import now
 from .tokens import make_token, token_key, token_matches
+
+if TYPE_CHECKING:
+    from .budget import Analyser
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -436,14 +439,17 @@ class Pipeline:
         self.conn = conn
         self.config = config
         self.unrouted = unrouted
+        self._analyser: Analyser | None = None  # started on first use
 
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
         """Receive and process one message, committing once at the end."""
+        context = Context(source, envelope or Envelope(), post_hint)
+        # Before the write transaction: an analysis may take up to its budget.
+        analysis = self.analyze(raw, context)
         delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
                                            post_hint=post_hint, commit=False)
-        context = Context(source, envelope or Envelope(), post_hint)
-        outcome = self.process(delivery_id, sha256, raw, context, self.analyze(raw, context))
+        outcome = self.process(delivery_id, sha256, raw, context, analysis)
         self.conn.commit()
         return outcome
 
@@ -461,7 +467,12 @@ class Pipeline:
         return delivery_id, sha256
 
     def analyze(self, raw: bytes, context: Context) -> Analysis | str:
-        return analyze_or_reason(raw, self.config, context.envelope.mail_from)
+        """The analysis, under the time and memory budget of ``[limits]`` (see ``budget``)."""
+        if self._analyser is None:
+            from .budget import Analyser  # it imports this module
+
+            self._analyser = Analyser(self.config)
+        return self._analyser.analyse(raw, context.envelope.mail_from)
 
     def process_pending(self, batch: int = 200) -> Iterator[Outcome]:
         """Finish deliveries that were received but not processed (e.g. before a crash)."""
@@ -469,13 +480,16 @@ class Pipeline:
             pending = store.pending_deliveries(self.conn, batch)
             if not pending:
                 return
+            analysed = []  # all of the batch, before its write transaction starts
             for delivery in pending:
                 raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
                 context = Context(delivery.source,
                                   Envelope(delivery.envelope_from, delivery.envelope_to),
                                   delivery.post_hint)
-                yield self.process(delivery.id, delivery.raw_sha256, raw, context,
-                                   self.analyze(raw, context), origin=delivery.origin)
+                analysed.append((delivery, raw, context, self.analyze(raw, context)))
+            for delivery, raw, context, analysis in analysed:
+                yield self.process(delivery.id, delivery.raw_sha256, raw, context, analysis,
+                                   origin=delivery.origin)
             self.conn.commit()
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
@@ -543,6 +557,8 @@ def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -
         return str(error)
     except RecursionError:
         return "message structure too deeply nested to analyse"
+    except MemoryError:
+        raise  # over the memory budget: budget.Analyser reports it
     except Exception as error:  # a parser bug must not lose the message: quarantine it
         return f"could not analyse the message: {type(error).__name__}: {error}"
 

@@ -60,3 +60,36 @@ def bounce_of(original_id: str) -> bytes:
         "Subject: Re: Why I blog\r\n"
         "--B--\r\n"
     ).encode()
+
+
+# Hostile shapes (issue 8): each is cheap to build at any size, so tests can keep them small
+# and benchmarks/hostile_parse.py can measure them at the size limit.
+_HOSTILE_HEADER = (
+    "From: Mallory <mallory@example.com>\r\nTo: reply+why-i-blog@blog.example\r\n"
+    "Subject: Re: Why I blog\r\nMessage-ID: <hostile@example.com>\r\nMIME-Version: 1.0\r\n"
+)
+
+
+def parts_without_content_type(size: int) -> bytes:
+    """A multipart message of tiny parts that have no Content-Type header of their own."""
+    head = (_HOSTILE_HEADER + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n').encode()
+    part = b"--b\r\n\r\nx\r\n"
+    return head + part * max(1, (size - len(head)) // len(part)) + b"--b--\r\n"
+
+
+def nested_html(size: int) -> bytes:
+    head = (_HOSTILE_HEADER + "Content-Type: text/html; charset=utf-8\r\n\r\n").encode()
+    return head + b"<div>" * max(1, (size - len(head)) // 5) + b"hi\r\n"
+
+
+def quote_lines(size: int) -> bytes:
+    head = (_HOSTILE_HEADER + "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            "Thanks!\r\n\r\n").encode()
+    line = b">\n"
+    return head + line * max(1, (size - len(head)) // len(line))
+
+
+def semicolon_content_type(length: int) -> bytes:
+    """A Content-Type of ``length`` semicolons: CPython splits its parameters in quadratic time."""
+    return (_HOSTILE_HEADER + "Content-Type: text/plain" + ";" * length
+            + "\r\n\r\nhello\r\n").encode()

@@ -152,7 +152,8 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, analyze_or_reason, deleted_before, plan, sha256_of
+    from ..budget import Analyser
+    from ..ingest import Context, Envelope, deleted_before, plan, sha256_of
     from ..sources import without_leading_blank_lines
 
     try:
@@ -161,14 +162,16 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     except OSError as error:
         raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
     config = app.config
-    analysis = analyze_or_reason(raw, config, None)
+    reader = app.reader()
+    with Analyser(config) as analyser:
+        analysis = analyser.analyse(raw)
     if isinstance(analysis, str):
         result = {"status": "quarantined", "kind": None, "post": None, "thread": None,
                   "reasons": [analysis], "visible_text": None, "quoted_text": None,
                   "signature": None, "message_id": None, "parent_message_id": None}
     else:
         context = Context("file", Envelope(rcpt_to=rcpt_to), post_hint)
-        decided = plan(app.reader(), config, analysis, context)
+        decided = plan(reader, config, analysis, context)
         result = {
             "status": decided.outcome_status,
             "message_id": analysis.message_id,
@@ -184,7 +187,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
         }
-    if deleted := deleted_before(app.reader(), sha256_of(raw), analysis):
+    if deleted := deleted_before(reader, sha256_of(raw), analysis):
         result.update(status="deleted", reasons=[*result["reasons"], deleted])
     if as_json:
         click.echo(dumps(result))

@@ -4,9 +4,11 @@ hostile mail from costing more than it should. Pure: bytes in, values out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -22,9 +24,18 @@ from .threader import bare_message_id
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 _WHITESPACE = re.compile(r"\s+")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# A line break as the standard library's parser reads one: CRLF, LF, or a lone CR.
+_EOL = rb"(?:\r\n|\r(?!\n)|\n)"
+_HEADER_END = re.compile(_EOL + _EOL)
 # A Received header with its folded continuation lines.
 _RECEIVED = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+# A multipart boundary, wherever it is declared (RFC 2046 allows at most 70 characters), and
+# any mention of one, readable here or not (RFC 2231: boundary*=, boundary*0=...).
+_BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
+                       re.I)
+_BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
+# The tags that html2text indents for: its output grows with the square of their nesting.
+_INDENTING_TAG = re.compile(r"<\s*(/?)\s*(?:blockquote|ul|ol)\b", re.I)
 
 
 class _MailParser(mailparser.MailParser):
@@ -84,6 +95,8 @@ def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
         parsed: _MailParser | _StdlibView = _MailParser.from_bytes(lean)
     except RecursionError:
         raise Unparseable("MIME structure nested too deeply to parse") from None
+    except MemoryError:
+        raise  # the analysis budget's to report, not a parser bug to work around
     except Exception as error:  # mail-parser raises many kinds on broken input
         try:
             parsed = _stdlib_view(lean)
@@ -97,6 +110,8 @@ def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     sender = _first_address(parsed.from_)
     text = _join_parts(parsed.text_plain)
     html = _join_parts(parsed.text_html)
+    if html and not text:  # only then is the HTML converted (cleanup.html_to_text)
+        _check_html_depth(html, limits)
     subject = _one_line(_decoded(parsed, "subject"))
     date = _date(headers.get("Date"))
     declared_id = bare_message_id(str(headers.get("Message-ID", "") or ""))
@@ -179,13 +194,14 @@ def _stdlib_view(raw: bytes) -> _StdlibView:
             payload = part.get_payload()
             stack.extend(reversed(payload if isinstance(payload, list) else []))
             continue
-        content = part.as_bytes() if part.is_multipart() else part.get_payload(decode=True)
+        content = _embedded_bytes(part) if part.is_multipart() \
+            else part.get_payload(decode=True)
         content = content if isinstance(content, bytes) else b""
-        filename = part.get_filename()
+        filename = _parameter(part.get_filename)
         if content_type in ("text/plain", "text/html") and not filename \
                 and part.get_content_disposition() != "attachment":
             try:
-                text = content.decode(part.get_content_charset() or "utf-8", "replace")
+                text = content.decode(_parameter(part.get_content_charset) or "utf-8", "replace")
             except LookupError:  # a charset Python does not know
                 text = content.decode("utf-8", "replace")
             (plain if content_type == "text/plain" else html).append(text)
@@ -197,6 +213,24 @@ def _stdlib_view(raw: bytes) -> _StdlibView:
                        decoded(message.get("Subject", "")), plain, html, attachments)
 
 
+def _parameter(read: Callable[[], str | None]) -> str | None:
+    """A header parameter, or None where the standard library cannot read it: it raises
+    TypeError on RFC 2231 continuations that mix ``name*`` with ``name*1``."""
+    try:
+        return read()
+    except (TypeError, ValueError, LookupError):
+        return None
+
+
+def _embedded_bytes(part: Message) -> bytes:
+    """An attached message/rfc822 part as bytes. ``as_bytes`` cannot write an 8-bit header it
+    has to refold (an 8-bit boundary, say); the text form encodes such headers instead."""
+    try:
+        return part.as_bytes()
+    except (UnicodeError, LookupError):
+        return part.as_string().encode("utf-8", "surrogateescape")
+
+
 def _check_size(raw: bytes, limits: Limits) -> None:
     if len(raw) > limits.max_message_size:
         raise Unparseable(
@@ -204,12 +238,75 @@ def _check_size(raw: bytes, limits: Limits) -> None:
     end = _HEADER_END.search(raw, 0, limits.max_header_size + 4)
     if end is None and len(raw) > limits.max_header_size:
         raise Unparseable(f"header section is over the {limits.max_header_size:,} byte limit")
-    # A cheap upper bound on the number of MIME parts, before mail-parser walks them all.
-    declared_parts = raw.lower().count(b"content-type:")
-    if declared_parts > limits.max_mime_parts:
-        raise Unparseable(
-            f"message declares {declared_parts:,} MIME parts, over the "
-            f"{limits.max_mime_parts:,} part limit")
+    _check_part_count(raw, limits)
+    _check_parameters(raw, limits)
+
+
+def _check_part_count(raw: bytes, limits: Limits) -> None:
+    """Count the MIME parts by their boundary lines, before the parser builds them all.
+
+    Every part after the first starts at a delimiter line, ``--`` and a boundary the message
+    declares, whether or not the part has headers of its own. Counting delimiter lines of every
+    declared boundary, wherever it is declared, gives an upper bound, in one regex scan. A
+    boundary this cannot read (RFC 2231 encoded or continued, a quoted one folded over lines)
+    makes every line that starts with ``--`` count.
+    """
+    boundaries: set[bytes] = set()
+    unread = False
+    for mention in _BOUNDARY_MENTION.finditer(raw):
+        value = _BOUNDARY.match(raw, mention.start())
+        if value is None:
+            unread = True
+            break
+        boundaries.add(value.group(1) or value.group(2))
+        if len(boundaries) > limits.max_mime_parts:
+            raise Unparseable(f"message declares over {limits.max_mime_parts:,} multipart "
+                              f"boundaries, over the {limits.max_mime_parts:,} part limit")
+    if not boundaries and not unread:
+        return
+    # "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
+    # then one of the boundaries alone on its line, not the closing "--boundary--".
+    pattern = rb"--(?<![^\r\n]--)"
+    if not unread:
+        longest_first = sorted(boundaries, key=len, reverse=True)
+        pattern += (rb"(?:" + b"|".join(re.escape(b) for b in longest_first)
+                    + rb")(?!--)[ \t]*(?:[\r\n]|\Z)")
+    delimiter = re.compile(pattern)
+    parts = 1
+    for _ in delimiter.finditer(raw):
+        parts += 1
+        if parts > limits.max_mime_parts:
+            raise Unparseable("message has more MIME parts (counted by their boundary lines) "
+                              f"than allowed: over the {limits.max_mime_parts:,} part limit")
+
+
+@functools.lru_cache(maxsize=4)
+def _overlong_parameters(limit: int) -> re.Pattern[bytes]:
+    """A Content-Type or Content-Disposition field, folded or not, with over ``limit``
+    parameters. Possessive loops: the scan stays linear whatever the input."""
+    field_text = rb"(?:[^;\r\n]|(?:\r\n|\r|\n)[ \t])*+"
+    return re.compile(rb"(?<![^\r\n])content-(?:type|disposition)[ \t]*:"
+                      + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", re.I)
+
+
+def _check_parameters(raw: bytes, limits: Limits) -> None:
+    """CPython splits header parameters in quadratic time: a Content-Type of 250 KB of
+    semicolons inside the header cap costs seconds. Cap them before anything parses them."""
+    limit = limits.max_header_parameters
+    if raw.count(b";") > limit and _overlong_parameters(limit).search(raw):
+        raise Unparseable(f"a Content-Type or Content-Disposition header has over "
+                          f"{limits.max_header_parameters:,} parameters")
+
+
+def _check_html_depth(html: str, limits: Limits) -> None:
+    """Nested blockquotes and lists: html2text's output, and its time, grow with the square of
+    the depth (130 KB of nested blockquotes became 100 MB of text)."""
+    depth = 0
+    for tag in _INDENTING_TAG.finditer(html):
+        depth = max(depth - 1, 0) if tag.group(1) else depth + 1
+        if depth > limits.max_html_depth:
+            raise Unparseable(f"HTML blockquotes and lists nested over "
+                              f"{limits.max_html_depth} deep")
 
 
 def _without_trace_headers(raw: bytes) -> bytes:
