@@ -41,7 +41,7 @@ path = sys.argv[2]
 raw = open(path, "rb").read()
 start = time.perf_counter()
 try:
-    from mailthreads.budget import Analyser
+    from mailthreads.ingest.budget import Analyser
 except ImportError:
     from mailthreads.ingest import analyze_or_reason
     result = analyze_or_reason(raw, Config(), None)

@@ -17,7 +17,7 @@ _PLAIN_PORTS = {25: "SMTP", 587: "SMTP submission", 143: "IMAP"}
 
 def errors(config: Config, path: Path) -> list[str]:
     """What ``reply`` would refuse, when the config says how to send ([outgoing])."""
-    from .outbox import reply_problems
+    from .outgoing.outbox import reply_problems
 
     if config.outgoing is None:
         return []  # receiving only: nothing here is needed
@@ -46,7 +46,7 @@ def _outgoing(outgoing: Outgoing, path: Path) -> list[str]:
 
 
 def _imap(account: ImapAccount, where: str) -> list[str]:
-    from .transport.imap_poll import LOOPBACK
+    from .transport.imap.poll import LOOPBACK
 
     command = account.oauth2_token_command if account.auth == "oauth2" \
         else account.password_command

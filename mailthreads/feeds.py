@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from . import store
 from .config import SLUG_PATTERN
+from .db import store
 
 MAX_SLUG = 100
 # A page's own file name says nothing about the post: /why-i-blog/index.html is "why-i-blog".

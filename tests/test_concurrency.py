@@ -67,7 +67,7 @@ def reply(message_id: str, number: int, to: str = "reply+why-i-blog@blog.example
 # (otherwise start-up time alone spreads them out).
 AT_THE_GATE = """
 import sys
-import mailthreads.cli, mailthreads.db, mailthreads.migrations, sqlite_utils
+import mailthreads.cli, mailthreads.db, mailthreads.db.migrations, sqlite_utils
 sys.stdin.read()
 sys.argv[0] = "mailthreads"
 mailthreads.cli.cli()

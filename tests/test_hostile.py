@@ -106,7 +106,7 @@ def test_the_depth_cap_leaves_html_alone_when_there_is_a_text_part():
 # The budget -----------------------------------------------------------------------------------
 
 def test_a_message_over_the_time_budget_is_given_up_and_the_next_one_is_analysed():
-    from mailthreads.budget import Analyser
+    from mailthreads.ingest.budget import Analyser
 
     config = _config(max_parse_seconds=1, max_html_depth=10**6)
     # <div>s pass every cheap check; html2text takes seconds over 6 MB of them.
@@ -118,7 +118,7 @@ def test_a_message_over_the_time_budget_is_given_up_and_the_next_one_is_analysed
 
 
 def test_a_message_over_the_memory_budget_is_given_up_and_the_next_one_is_analysed():
-    from mailthreads.budget import Analyser
+    from mailthreads.ingest.budget import Analyser
 
     config = _config(max_parse_memory=48 * 1024 * 1024)
     # Short quote lines: trimming keeps a few objects per line, over 100 MB for these 3 MB.
@@ -130,7 +130,7 @@ def test_a_message_over_the_memory_budget_is_given_up_and_the_next_one_is_analys
 
 
 def test_analyses_come_back_in_order_from_several_workers():
-    from mailthreads.budget import Analyser
+    from mailthreads.ingest.budget import Analyser
 
     items = [(i, message(message_id=f"<m{i}@example.com>", body=f"Number {i}.\n"), None)
              for i in range(40)]

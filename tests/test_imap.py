@@ -414,8 +414,8 @@ def test_message_deleted_by_another_client_during_the_poll(dovecot, tmp_path,  #
     """Between choosing the UIDs and fetching them, another client expunges one."""
     from mailthreads.config import load
     from mailthreads.db import open_database
-    from mailthreads.transport.imap import FolderPlan, connect
-    from mailthreads.transport.imap_sync import FolderSync
+    from mailthreads.transport.imap.connection import FolderPlan, connect
+    from mailthreads.transport.imap.sync import FolderSync
 
     (tmp_path / "config.toml").write_text(BASE_CONFIG + dovecot.account_toml())
     config = load(tmp_path / "config.toml")

@@ -13,8 +13,7 @@ from dovecot import dovecot, dovecot_server  # noqa: F401  (pytest fixtures)
 from mailfactory import message
 from test_imap import JANE, Poller, make_poller, nested, reply  # noqa: F401
 
-from mailthreads import store
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 from mailthreads.mail.analysis import analyze
 
 DOMAIN_LINE = 'domain = "blog.example"\n'
@@ -203,8 +202,8 @@ def test_checkpoint_from_before_routing_settings_were_kept_is_read_again_once(
 def test_rescan_stopped_halfway_is_done_again_by_the_next_poll(dovecot, make_poller,  # noqa: F811
                                                                monkeypatch):
     from mailthreads.config import load
-    from mailthreads.transport.imap import FolderPlan, connect
-    from mailthreads.transport.imap_sync import BATCH_MESSAGES, FolderSync
+    from mailthreads.transport.imap.connection import FolderPlan, connect
+    from mailthreads.transport.imap.sync import BATCH_MESSAGES, FolderSync
 
     poller = make_poller()
     without_domain(poller)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytest
 from mailfactory import message
 
-from mailthreads import store
 from mailthreads.config import Addresses, Author, Config
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 from mailthreads.ingest import Pipeline
 
 AUTHOR = "Blog Author <me@blog.example>"

@@ -12,8 +12,8 @@ import pytest
 
 from mailthreads.config import ConfigError, ImapAccount, load
 from mailthreads.lock import LockHeld, hold
-from mailthreads.transport.imap import SettingsProblem, account_secret
-from mailthreads.transport.imap_sync import BATCH_MESSAGES, FolderReport, _batches
+from mailthreads.transport.imap.connection import SettingsProblem, account_secret
+from mailthreads.transport.imap.sync import BATCH_MESSAGES, FolderReport, _batches
 
 
 def test_batches_keep_uid_order_and_respect_count_and_bytes():
@@ -49,7 +49,7 @@ def test_summary_lines():
 
 def test_routing_settings_change_with_what_decides_which_mail_is_ours():
     from mailthreads.config import Addresses, Author, Config, Limits, Posts
-    from mailthreads.transport.imap_sync import _changed_settings, routing_settings
+    from mailthreads.transport.imap.sync import _changed_settings, routing_settings
 
     base = Config(addresses=Addresses(domain="blog.example"),
                   author=Author(addresses=("me@blog.example",)))

@@ -7,9 +7,8 @@ import json
 import pytest
 from mailfactory import bounce_of, message
 
-from mailthreads import store
 from mailthreads.config import Addresses, Author, Config, Posts
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 from mailthreads.ingest import Envelope, Pipeline
 
 AUTHOR = "Blog Author <me@blog.example>"
@@ -341,7 +340,7 @@ def test_deleting_a_quarantine_entry_keeps_bytes_a_pending_delivery_needs(pipeli
 
 
 def test_bulk_ingest_interrupted_leaves_no_half_filed_batch(db, config):
-    from mailthreads.bulk import ingest_messages
+    from mailthreads.ingest.bulk import ingest_messages
 
     def interrupted():
         yield "a", message(message_id="<a@x>")

@@ -14,11 +14,11 @@ import pytest
 from mailfactory import message
 from relay_support import PASSWORD, USERNAME, Handler, running_relay
 
-from mailthreads import outbox, store
 from mailthreads.config import Addresses, Author, Config, Outgoing
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 from mailthreads.ingest import Pipeline
 from mailthreads.mail import compose
+from mailthreads.outgoing import outbox
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 from smtp_support import Dialogue, Serve, message, query, wait_for, write_config
 
-from mailthreads.transport.smtp import READ_CHUNK, ListenerSMTP
+from mailthreads.transport.smtp.session import READ_CHUNK, ListenerSMTP
 
 PATHS = [
     "<jane@example.com>", "<Jane.Doe+tag@Sub.Example.COM>", "<>", "<> SIZE=100",

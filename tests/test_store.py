@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailthreads import store
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 
 _ids = itertools.count()
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from mailthreads.printable import is_hidden, json_safe, neutralise
 from mailthreads.tokens import make_token
-from mailthreads.transport import smtp_log
+from mailthreads.transport.smtp import log as smtp_log
 
 REPO = Path(__file__).resolve().parents[1]
 ESC = "\x1b"

@@ -7,8 +7,7 @@ import smtplib
 
 from smtp_support import Serve, message, query, wait_for, write_config
 
-from mailthreads import store
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
 from mailthreads.mail.analysis import analyze
 
 

@@ -19,7 +19,7 @@ from .output import chosen_format, confirm, echo, echo_bytes, emit, output_optio
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
     """Everything that would stop the answer, found before the author writes a word."""
-    from ..outbox import reply_problems
+    from ..outgoing.outbox import reply_problems
 
     return reply_problems(app.config, sending=sending)
 
@@ -63,9 +63,9 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from .. import outbox as outbox_module
-    from .. import store
+    from ..db import store
     from ..mail import compose
+    from ..outgoing import outbox as outbox_module
 
     if message_text is not None and message_file is not None:
         raise click.UsageError("give -m/--message or -F/--message-file, not both")
@@ -208,7 +208,7 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
         mailthreads outbox list
         mailthreads outbox list --all --json
     """
-    from .. import store
+    from ..db import store
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     rows = store.outbox_entries(app.reader(), include_sent=include_sent)
@@ -240,8 +240,8 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
         mailthreads outbox send
         mailthreads outbox send 4 --force
     """
-    from .. import outbox as outbox_module
-    from .. import store
+    from ..db import store
+    from ..outgoing import outbox as outbox_module
 
     if force and not entry_ids:
         raise click.UsageError("--force sends only the answers you name: give their IDs")

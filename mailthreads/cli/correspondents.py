@@ -48,7 +48,7 @@ def correspondents_list(app: App, as_json: bool = False, as_nl: bool = False,
         mailthreads correspondents list
         mailthreads correspondents list --json
     """
-    from .. import store
+    from ..db import store
 
     emit(store.list_correspondents(app.reader()), chosen_format(as_json, as_nl, as_csv),
          ["id", "name", "addresses", "threads", "created_at"], empty="No correspondents yet.")
@@ -70,7 +70,7 @@ def correspondents_merge(app: App, thread_id: int, as_json: bool) -> None:
     Example:
         mailthreads correspondents merge 5
     """
-    from .. import store
+    from ..db import store
 
     conn = app.database().conn
     thread = _awaiting(conn, thread_id)
@@ -100,7 +100,7 @@ def correspondents_separate(app: App, thread_id: int, as_json: bool) -> None:
     Example:
         mailthreads correspondents separate 5
     """
-    from .. import store
+    from ..db import store
 
     conn = app.database().conn
     thread = _awaiting(conn, thread_id)
@@ -115,7 +115,7 @@ def correspondents_separate(app: App, thread_id: int, as_json: bool) -> None:
 
 
 def _label(conn: Any, correspondent_id: int) -> str:
-    from .. import store
+    from ..db import store
 
     found = store.correspondent(conn, correspondent_id)
     return person(found["name"], found["address"])
@@ -123,7 +123,7 @@ def _label(conn: Any, correspondent_id: int) -> str:
 
 def _awaiting(conn: Any, thread_id: int) -> dict[str, Any]:
     """The thread, if it waits for a same-person decision; else a one-line error."""
-    from .. import store
+    from ..db import store
 
     try:
         thread = store.get_thread(conn, thread_id)

@@ -42,9 +42,9 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     Ctrl-C stops it: what is stored stays, it says how much, and exits 130; the same command
     again continues where it stopped.
     """
-    from .. import store
-    from ..bulk import ingest_messages
-    from ..sources import SourceError, classify_path, count_messages, read_messages
+    from ..db import store
+    from ..ingest.bulk import ingest_messages
+    from ..ingest.sources import SourceError, classify_path, count_messages, read_messages
 
     fmt = chosen_format(as_json, as_nl)
     if post_hint:
@@ -152,9 +152,9 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..budget import Analyser
     from ..ingest import Context, Envelope, deleted_before, plan, sha256_of
-    from ..sources import without_leading_blank_lines
+    from ..ingest.budget import Analyser
+    from ..ingest.sources import without_leading_blank_lines
 
     try:
         raw = without_leading_blank_lines(

@@ -14,7 +14,7 @@ from .output import committed_counts, echo
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
-    from ..transport.imap_sync import FolderReport, Rescan
+    from ..transport.imap.sync import FolderReport, Rescan
 
 from ..lock import EX_TEMPFAIL
 
@@ -93,7 +93,7 @@ def _chosen_accounts(app: App, names: tuple[str, ...]) -> list[ImapAccount]:
 
 
 def _asked_rescan(rescan: bool, since: datetime | None) -> Rescan | None:
-    from ..transport.imap_sync import Rescan
+    from ..transport.imap.sync import Rescan
 
     if since is not None and not rescan:
         raise click.UsageError("--since works only with --rescan")
@@ -105,8 +105,8 @@ def _summary(report: FolderReport, account: ImapAccount) -> str:
 
 
 def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
-    from .. import store
-    from ..transport.imap_poll import poll_accounts
+    from ..db import store
+    from ..transport.imap.poll import poll_accounts
 
     config = app.config
     database = app.database(create=True)
@@ -143,8 +143,8 @@ def _progress_bar(label: str, total: int):
 def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
     import threading
 
-    from .. import store
-    from ..transport.imap_watch import Watch, watch
+    from ..db import store
+    from ..transport.imap.watch import Watch, watch
 
     config = app.config
     database = app.database(create=True)  # create or migrate once, before the threads open it

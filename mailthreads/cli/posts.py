@@ -38,7 +38,7 @@ def posts_add(app: App, slug: str, title: str | None, url: str | None) -> None:
     Example:
         mailthreads posts add why-i-blog --title "Why I blog" --url https://blog.example/why-i-blog
     """
-    from .. import store
+    from ..db import store
 
     db = app.database(create=True)
     with db.conn:
@@ -56,7 +56,7 @@ def posts_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     Example:
         mailthreads posts list --json
     """
-    from .. import store
+    from ..db import store
 
     rows = store.list_posts(app.reader())
     emit(rows, chosen_format(as_json, as_nl, as_csv),
@@ -82,7 +82,7 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     Example:
         mailthreads posts show why-i-blog
     """
-    from .. import store
+    from ..db import store
 
     conn = app.reader()
     post = store.post_by_slug(conn, slug)
@@ -134,7 +134,7 @@ def posts_reopen(app: App, slug: str) -> None:
 
 
 def _set_closed(app: App, slug: str, closed: bool) -> None:
-    from .. import store
+    from ..db import store
 
     db = app.database()
     try:
@@ -156,7 +156,7 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
     Example:
         mailthreads posts link why-i-blog
     """
-    from .. import store
+    from ..db import store
 
     link = _link(app, slug)
     post = store.post_by_slug(app.reader(), slug)

@@ -23,7 +23,7 @@ def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     Example:
         mailthreads quarantine list
     """
-    from .. import store
+    from ..db import store
 
     emit(store.list_quarantine(app.reader()), chosen_format(as_json, as_nl, as_csv),
          ["id", "created_at", "source", "from_address", "subject", "reason"],
@@ -43,7 +43,7 @@ def quarantine_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
         mailthreads quarantine show 2
         mailthreads quarantine show 2 --raw > message.eml
     """
-    from .. import store
+    from ..db import store
 
     try:
         entry = store.get_quarantine(app.reader(), entry_id)
@@ -82,8 +82,8 @@ def quarantine_release(app: App, entry_ids: tuple[int, ...], post_hint: str | No
         mailthreads quarantine release 2
         mailthreads quarantine release 2 3 --post why-i-blog
     """
-    from .. import quarantine as release_module
-    from .. import store
+    from ..db import store
+    from ..ingest import quarantine as release_module
 
     db = app.database()
     for entry_id in entry_ids:
@@ -109,8 +109,8 @@ def quarantine_delete(app: App, entry_ids: tuple[int, ...]) -> None:
     Example:
         mailthreads quarantine delete 2 3
     """
-    from .. import quarantine as quarantine_module
-    from .. import store
+    from ..db import store
+    from ..ingest import quarantine as quarantine_module
 
     db = app.database()
     with db.conn:

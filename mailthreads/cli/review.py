@@ -67,7 +67,7 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         mailthreads threads --state needs-reply --unread
         mailthreads threads --post why-i-blog --json
     """
-    from .. import store
+    from ..db import store
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     if limit is None:
@@ -117,7 +117,7 @@ def review(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
         mailthreads review
         mailthreads review --json
     """
-    from .. import store
+    from ..db import store
 
     conn = app.reader()
     rows = [{"class": "quarantine", "id": entry["id"], "from_address": entry["from_address"],
@@ -155,7 +155,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         mailthreads show 3 --quotes --no-pager
         mailthreads show 3 --json
     """
-    from .. import store
+    from ..db import store
 
     conn = app.reader()
     try:
@@ -220,7 +220,7 @@ def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quo
 
 
 def _set_archived(app: App, thread_ids: tuple[int, ...], archived: bool) -> None:
-    from .. import store
+    from ..db import store
 
     conn = app.reader()
     with conn:
@@ -274,7 +274,7 @@ def search(app: App, query: str, limit: int, as_json: bool, as_nl: bool, as_csv:
     """
     import sqlite3
 
-    from .. import store
+    from ..db import store
 
     try:
         rows = store.search_messages(app.reader(), query, limit)
@@ -298,7 +298,7 @@ def stats(app: App, as_json: bool) -> None:
     Example:
         mailthreads stats --json
     """
-    from .. import store
+    from ..db import store
 
     counts = store.stats(app.reader())
     counts["database"] = str(app.database_path)

@@ -34,9 +34,9 @@ def serve(app: App, host: str | None, port: int | None, verbose: int) -> None:
         mailthreads -c /etc/mailthreads/config.toml serve -v
     """
     from ..db import DatabaseError
-    from ..transport.smtp_log import configure
-    from ..transport.smtp_server import Options, ServeError
-    from ..transport.smtp_server import serve as run
+    from ..transport.smtp.log import configure
+    from ..transport.smtp.server import Options, ServeError
+    from ..transport.smtp.server import serve as run
 
     config = app.config
     options = Options(

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-from mailthreads import store
-from mailthreads.bulk import ingest_messages
 from mailthreads.config import Config
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
+from mailthreads.ingest.bulk import ingest_messages
 
 
 def test_every_malformed_message_is_stored_or_quarantined(corpora, tmp_path):

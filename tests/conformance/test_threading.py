@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailthreads import store
-from mailthreads.bulk import ingest_messages
 from mailthreads.config import Config
-from mailthreads.db import open_database
+from mailthreads.db import open_database, store
+from mailthreads.ingest.bulk import ingest_messages
 
 
 def ingest_files(tmp_path: Path, files: list[Path]):

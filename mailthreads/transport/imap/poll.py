@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 
-from ..config import Config, ImapAccount
-from ..lock import EX_TEMPFAIL
-from .imap import (
+from ...config import Config, ImapAccount
+from ...lock import EX_TEMPFAIL
+from .analyse import Analyser
+from .connection import (
     FolderPlan,
     FolderProblem,
     ImapFailure,
@@ -23,8 +24,7 @@ from .imap import (
     connect,
     folders_to_poll,
 )
-from .imap_analyse import Analyser
-from .imap_sync import FolderReport, FolderSync, Progress, Rescan
+from .sync import FolderReport, FolderSync, Progress, Rescan
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # (label, total) -> (advance, finish): the CLI draws a progress bar per folder.

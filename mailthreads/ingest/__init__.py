@@ -16,15 +16,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import store
-from .config import SLUG_PATTERN, Config
-from .mail.analysis import Analysis, analyze
-from .mail.classify import MACHINE_KINDS
-from .mail.compose import bare_subject
-from .mail.parse import Unparseable
-from .mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
-from .timestamps import now
-from .tokens import make_token, token_key, token_matches
+from ..config import SLUG_PATTERN, Config
+from ..db import store
+from ..mail.analysis import Analysis, analyze
+from ..mail.classify import MACHINE_KINDS
+from ..mail.compose import bare_subject
+from ..mail.parse import Unparseable
+from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
+from ..timestamps import now
+from ..tokens import make_token, token_key, token_matches
 
 if TYPE_CHECKING:
     from .budget import Analyser

@@ -28,9 +28,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any, Generic, TypeVar
 
-from .config import Config
-from .ingest import analyze_or_reason
-from .mail.analysis import Analysis
+from ..config import Config
+from ..mail.analysis import Analysis
+from . import analyze_or_reason
 
 Result = Analysis | str
 Key = TypeVar("Key")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..config import Outgoing
 from ..credentials import CredentialError, secret_from_command
-from .connect_failure import Setting, classify
+from ..transport.connect_failure import Setting, classify
 
 
 class RelayError(Exception):

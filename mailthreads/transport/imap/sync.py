@@ -34,12 +34,13 @@ from datetime import date
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exceptions
 
-from .. import store
-from ..config import Config, ImapAccount
-from ..ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
-from ..mail.analysis import Analysis
-from ..mail.routing import parse_reply_address
-from .imap import (
+from ...config import Config, ImapAccount
+from ...db import store
+from ...ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
+from ...mail.analysis import Analysis
+from ...mail.routing import parse_reply_address
+from .analyse import Analyser
+from .connection import (
     NETWORK_ERRORS,
     ConnectionLost,
     FolderPlan,
@@ -47,7 +48,6 @@ from .imap import (
     ServerRefused,
     describe,
 )
-from .imap_analyse import Analyser
 
 SOURCE = "imap"
 _CONTEXT = Context(SOURCE, Envelope(), None)

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from .timestamps import now
+from ..timestamps import now
 
 MAX_ANCESTOR_WALK = 1000
 THREAD_STATES = ("needs_reply", "answered", "archived")

@@ -21,9 +21,9 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imap_exceptions
 from imapclient.imapclient import SENT
 
-from ..config import ImapAccount
-from ..credentials import CredentialError, secret_from_command
-from .connect_failure import Setting, classify
+from ...config import ImapAccount
+from ...credentials import CredentialError, secret_from_command
+from ..connect_failure import Setting, classify
 
 
 class ImapFailure(Exception):

@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import store
-from ..config import Config
-from ..db import connect_read_only
-from ..ingest import thread_for_token
-from ..mail.routing import ReplyAddress, is_own_domain, parse_reply_address
+from ...config import Config
+from ...db import connect_read_only, store
+from ...ingest import thread_for_token
+from ...mail.routing import ReplyAddress, is_own_domain, parse_reply_address
 
 T = TypeVar("T")
 

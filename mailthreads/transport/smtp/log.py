@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from ..printable import neutralise
+from ...printable import neutralise
 
 LOGGER = "mailthreads.smtp"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from ..config import Config, ImapAccount
-from ..db import open_database
-from .imap import (
+from ...config import Config, ImapAccount
+from ...db import open_database
+from .connection import (
     NETWORK_ERRORS,
     ConnectionLost,
     FolderPlan,
@@ -30,8 +30,8 @@ from .imap import (
     connect,
     describe,
 )
-from .imap_poll import plan_folders
-from .imap_sync import FolderReport, FolderSync, Rescan
+from .poll import plan_folders
+from .sync import FolderReport, FolderSync, Rescan
 
 MAX_IDLE = 29 * 60.0
 BACKOFF_FIRST = 1.0

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from ..budget import Analyser as BudgetedAnalyser
-from ..config import Config
-from ..mail.analysis import Analysis
+from ...config import Config
+from ...ingest.budget import Analyser as BudgetedAnalyser
+from ...mail.analysis import Analysis
 
 POOL_THRESHOLD = 64
 

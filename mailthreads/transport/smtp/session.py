@@ -26,11 +26,11 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ..config import Config
-from ..ingest import Envelope as DeliveryEnvelope
-from .smtp_commit import GroupCommitter, StorageError
-from .smtp_log import LOGGER, fields
-from .smtp_recipients import Lookups, reply_after_lookup, reply_without_lookup
+from ...config import Config
+from ...ingest import Envelope as DeliveryEnvelope
+from .commit import GroupCommitter, StorageError
+from .log import LOGGER, fields
+from .recipients import Lookups, reply_after_lookup, reply_without_lookup
 
 log = logging.getLogger(LOGGER)
 

@@ -22,12 +22,12 @@ from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from . import store
-from .config import Config, ImapAccount
-from .mail import compose
-from .mail.routing import reply_address
-from .tokens import make_token
-from .transport import relay
+from ..config import Config, ImapAccount
+from ..db import store
+from ..mail import compose
+from ..mail.routing import reply_address
+from ..tokens import make_token
+from . import relay
 
 SENT_FOLDER_FALLBACK = "Sent"
 
@@ -192,7 +192,7 @@ def _why_not(entry: dict) -> str:
 
 def _file_answer(conn: sqlite3.Connection, config: Config, entry: dict) -> int | None:
     """File the sent answer into its thread, as if it had come back from the Sent folder."""
-    from .ingest import Pipeline
+    from ..ingest import Pipeline
 
     outcome = Pipeline(conn, config).accept(entry["raw"], "cli", origin=f"outbox {entry['id']}",
                                             post_hint=entry["post"])
@@ -242,7 +242,8 @@ def append_to_sent(account: ImapAccount, raw: bytes) -> str:
     """
     from imapclient.imapclient import SEEN, SENT
 
-    from .transport import imap
+    from ..transport.imap import connection as imap
+
 
     with imap.session(account) as client:
         folder = account.sent_folder or client.find_special_folder(SENT) \

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from . import store
-from .config import Config
-from .ingest import Envelope, Outcome, Pipeline, analyze_or_reason
+from ..config import Config
+from ..db import store
+from . import Envelope, Outcome, Pipeline, analyze_or_reason
 
 DELETE_REASON = "quarantine delete"
 

@@ -22,15 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import store
-from ..config import Config
-from ..db import open_database
-from ..ingest import index_thread_tokens
-from .smtp import ListenerSMTP, ReplyHandler
-from .smtp_commit import GroupCommitter, WriteTurn
-from .smtp_filer import FilerProcess
-from .smtp_log import LOGGER, fields
-from .smtp_recipients import Lookups
+from ...config import Config
+from ...db import open_database, store
+from ...ingest import index_thread_tokens
+from .commit import GroupCommitter, WriteTurn
+from .filer import FilerProcess
+from .log import LOGGER, fields
+from .recipients import Lookups
+from .session import ListenerSMTP, ReplyHandler
 
 log = logging.getLogger(LOGGER)
 

@@ -297,9 +297,9 @@ def m005_rescan_tombstones(db: Database) -> None:
     db["tombstones"].create_index(["identity_sha256"])
 
 
-def apply(db: Database) -> None:
-    from .db import SCHEMA_VERSION
-
+def apply(db: Database, schema_version: int) -> None:
+    """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
+    passed in so that this module does not import the connection module that imports it)."""
     migrations.apply(db)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute(f"PRAGMA user_version = {schema_version}")
 

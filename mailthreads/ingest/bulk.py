@@ -14,10 +14,10 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..config import Config
+from ..mail.analysis import Analysis
+from . import Context, Envelope, Outcome, Pipeline, sha256_of
 from .budget import Analyser
-from .config import Config
-from .ingest import Context, Envelope, Outcome, Pipeline, sha256_of
-from .mail.analysis import Analysis
 
 COMMIT_EVERY = 500
 COMMIT_BYTES = 64 * 1024 * 1024

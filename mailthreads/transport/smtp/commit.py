@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..config import Config
-from ..ingest import Envelope, Pipeline
-from .smtp_log import LOGGER
+from ...config import Config
+from ...ingest import Envelope, Pipeline
+from .log import LOGGER
 
 log = logging.getLogger(LOGGER)
 

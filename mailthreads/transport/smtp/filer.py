@@ -6,7 +6,7 @@ the listener's commit is the durability point, this process can die at any momen
 filing is one transaction): whatever is still pending is filed when it starts again, which is
 also how messages accepted before a crash are finished.
 
-The listener starts it as ``python -m mailthreads.transport.smtp_filer`` and wakes it through a
+The listener starts it as ``python -m mailthreads.transport.smtp.filer`` and wakes it through a
 pipe after each commit; the end of the pipe (the listener exited or was killed) tells it to
 file what is left and stop.
 """
@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import store
-from ..config import Config
-from ..ingest import Context, Envelope, Outcome, Pipeline
-from ..mail.analysis import Analysis
-from .smtp_commit import WriteTurn
-from .smtp_log import LOGGER, configure, fields
+from ...config import Config
+from ...db import store
+from ...ingest import Context, Envelope, Outcome, Pipeline
+from ...mail.analysis import Analysis
+from .commit import WriteTurn
+from .log import LOGGER, configure, fields
 
 log = logging.getLogger(LOGGER)
 
@@ -251,7 +251,7 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     configure(verbosity)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from ..db import open_database
+    from ...db import open_database
 
     # synchronous=NORMAL: a filing lost to a power cut leaves its delivery pending, and it is
     # simply filed again; the listener's own commits stay FULL.
@@ -276,7 +276,7 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m mailthreads.transport.smtp_filer``, as the listener starts it.
+    """``python -m mailthreads.transport.smtp.filer``, as the listener starts it.
 
     The config comes pickled on standard input (it is the listener's, with its command-line
     overrides); the wake-up pipe and the write-turn memory are inherited file descriptors.

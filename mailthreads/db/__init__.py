@@ -109,7 +109,7 @@ def _create(path: Path) -> None:
     try:
         conn = sqlite3.connect(temporary, isolation_level=None)
         try:
-            migrations.apply(Database(conn, execute_plugins=False))
+            migrations.apply(Database(conn, execute_plugins=False), SCHEMA_VERSION)
             conn.execute("PRAGMA journal_mode = WAL")
         finally:
             conn.close()
@@ -150,7 +150,7 @@ def _bring_schema_up_to_date(db: Database, path: Path) -> None:
                 raise DatabaseError(
                     f"{path} is a SQLite database, but not a mailthreads one: check -d, "
                     "MAILTHREADS_DB or [database] path")
-            migrations.apply(db)
+            migrations.apply(db, SCHEMA_VERSION)
         conn.execute("COMMIT")
     except BaseException:
         conn.rollback()
