@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mailthreads.mail.classify import classify
+from mailthreads.mail.classify import TEMPORARY_FAILURE, classify
 
 KINDS = ("reply", "auto_reply", "bounce", "feedback_report", "other")
 MACHINE_KINDS = frozenset(KINDS) - {"reply"}
@@ -212,3 +213,31 @@ def test_only_known_misses(results: list[tuple[Case, str, tuple[str, ...]]]) -> 
         print(f"{name}: {detail} -- {KNOWN_MISSES.get(name, 'NEW MISS')}")
     unexpected = {name: detail for name, detail in misses.items() if name not in KNOWN_MISSES}
     assert unexpected == {}
+
+
+# A delay warning, told by the plainest signs: every RFC 3464 Action is "delayed", or (without
+# a report) the subject says so. Independent of classify's own rules, to check its
+# "temporary" marker (which must never be on a bounce that returned the mail for good).
+_ACTION = re.compile(rb"(?im)^action:\s*([a-z]+)")
+_DELAY_IN_SUBJECT = re.compile(r"delay|warning: could not send", re.IGNORECASE)
+
+
+def _is_delay_warning(raw: bytes) -> bool:
+    actions = {action.lower() for action in _ACTION.findall(raw)}
+    if actions:
+        return actions == {b"delayed"}
+    subject = str(email.message_from_bytes(raw).get("Subject", ""))
+    return _DELAY_IN_SUBJECT.search(subject) is not None
+
+
+def test_temporary_marker_only_on_delay_warnings(
+    results: list[tuple[Case, str, tuple[str, ...]]],
+) -> None:
+    bounces = [(case, reasons) for case, kind, reasons in results if kind == "bounce"]
+    marked = {case.name for case, reasons in bounces if TEMPORARY_FAILURE in reasons}
+    delays = {case.name for case, _ in bounces if _is_delay_warning(case.raw)}
+    print(
+        f"bounces marked temporary: {len(marked)}; delay warnings by their plain signs: "
+        f"{len(delays)}"
+    )
+    assert marked == delays, (sorted(marked - delays), sorted(delays - marked))
