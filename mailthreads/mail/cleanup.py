@@ -97,8 +97,18 @@ def split_reply(text: str) -> ReplyParts:
     """Split a plain-text reply body into the new words, the quoted history and the signature."""
     text = _normalise_newlines(text)
     lines = text.split("\n")
-    if _GLUED_LEAD_RE.search(text):
-        lines = _split_glued_headers(lines)
+    # A reply glued to its quote header is only noticed once the header is found: the line is
+    # split and the work done again (rarely, and a bounded number of times).
+    for _ in range(MAX_GLUED_HEADERS):
+        try:
+            return _split_lines(text, lines, find_glued=True)
+        except _GluedHeader as glued:
+            lines = glued.split(lines)
+            text = "\n".join(lines)
+    return _split_lines(text, lines, find_glued=False)
+
+
+def _split_lines(text: str, lines: list[str], find_glued: bool) -> ReplyParts:
     # Computed once (the test of _is_blank, inlined): the long scans below (leading blank
     # lines, the tail, the edges of each part) would otherwise test the same lines repeatedly.
     blank = [not line.strip().strip(_INVISIBLE) for line in lines]
@@ -106,8 +116,8 @@ def split_reply(text: str) -> ReplyParts:
     # parts are still made of the original lines.
     seen = _restore_lost_quote_markers(text, lines) if ">" in text else lines
     roles = [_Role.VISIBLE] * len(lines)
-    reply_start = _hand_over_leading_history(seen, blank, roles)
-    _hand_over_quoted_history(seen, blank, roles, reply_start)
+    reply_start = _hand_over_leading_history(seen, blank, roles, find_glued)
+    _hand_over_quoted_history(seen, blank, roles, reply_start, find_glued)
     _hand_over_tail(seen, blank, roles)
     parts = _collect_parts(lines, blank, roles)
     return ReplyParts(
@@ -220,8 +230,9 @@ _WROTE_RE = re.compile(
 # out an ordinary line of prose several times faster. A verb added above needs its stem here
 # (tests/test_cleanup.py checks that both agree).
 _WROTE_STEMS_ASCII_RE = re.compile(
-    r"wrote|writes|schrieb|ecrit|escribio|scritto|scrisse|schreef|geschreven|skrev|skriver"
-    r"|napisal|napsal|escreveu|kirjoitti|yazdi|scris|menulis|kirjutas|escriure|napisao"
+    # (Short stems that several verbs share: "scri" is in escribió, scritto, scrisse, a scris
+    # and va escriure; fewer branches make the search faster.)
+    r"wrote|writes|schr|scri|skr|ecrit|napis|napsal|escrev|kirj|yazdi|menulis"
 )
 
 
@@ -243,14 +254,9 @@ _HEADER_LEAD_RE = re.compile(
 )
 # Localised clients open the header with an abbreviated weekday and the day: "pe 5.6.2020 klo"
 # (Finnish), "fre. 5. jun. 2020 kl." (Norwegian), "pt., 5 cze 2020 o" (Polish), "Fri, 5 Jun".
-_WEEKDAY_LED_RE = re.compile(r"[^\W\d_]{1,4}\.?,?\s\d")
-
-
-def _is_weekday_led(line: str) -> bool:
-    # (A digit right after the first space, within the first few characters, is rare in prose:
-    # testing that first spares the regex almost every line.)
-    space = line.find(" ", 1, 7)
-    return space > 0 and line[space + 1 : space + 2].isdigit() and bool(_WEEKDAY_LED_RE.match(line))
+# The lines that may open a header wrapped over several lines: a lead word or a weekday (one
+# pattern, so that most lines cost one failed match).
+_WRAPPED_HEADER_LEAD_RE = re.compile(_HEADER_LEAD_RE.pattern + r"|[^\W\d_]{1,4}+\.?,?\s\d")
 
 
 # Gmail's localised header starts with a numeric date: "2016-10-24 15:36 GMT+02:00 Name <a>:",
@@ -278,10 +284,7 @@ def _quote_header_end(lines: list[str], start: int) -> int | None:
     # Only a line that already looks like the start of a header may continue on the next
     # lines; otherwise "Thanks!" followed by "On ... wrote:" would become one header.
     may_wrap = bool(
-        starts_with_digit
-        or _HEADER_LEAD_RE.match(first)
-        or ("<" in first and "@" in first)
-        or _is_weekday_led(first)
+        starts_with_digit or _WRAPPED_HEADER_LEAD_RE.match(first) or ("<" in first and "@" in first)
     )
     if not may_wrap and not _has_quote_verb(first):
         return None
@@ -790,40 +793,35 @@ def _is_sign_off(line: str) -> bool:
 
 # A quote header that starts after the end of a sentence on the same line: "Agreed. On Fri,
 # ... wrote:" (clients that put the header right after the text, HTML turned into text).
-# (No look-behind: a pattern that starts with a character class is scanned for much faster.)
 _GLUED_LEAD_RE = re.compile(r"[.!?)\]][ \t]*(On|Am|Le|El|Em|Op|Il|Den|Dnia|W dniu|Dne|Dňa|Vào)\s")
 
 
-def _split_glued_headers(lines: list[str]) -> list[str]:
-    """Split "reply text On ... wrote:" into the reply and the header, so that hiding the
-    header never hides the correspondent's words. The only change ever made to a line."""
-    cuts: dict[int, int] = {}
-    endings = (":", "：")
-    candidates = [
-        index
-        for index, line in enumerate(lines[:MAX_SCAN_LINES])
-        if line.rstrip().endswith(endings) and len(line) <= MAX_HEADER_CHARS
-    ]
-    for index in candidates:
-        line = lines[index]
-        if not (_has_quote_verb(line) or _is_verbless_header(line)):
+class _GluedHeader(Exception):
+    """A quote header found at the end of a line of the correspondent's text."""
+
+    def __init__(self, index: int, cut: int) -> None:
+        super().__init__(index, cut)
+        self.index, self.cut = index, cut
+
+    def split(self, lines: list[str]) -> list[str]:
+        line = lines[self.index]
+        pieces = [line[: self.cut].rstrip(), line[self.cut :].lstrip()]
+        return lines[: self.index] + pieces + lines[self.index + 1 :]
+
+
+# A message with more glued headers than this is split at the first ones only.
+MAX_GLUED_HEADERS = 5
+
+
+def _check_glued(lines: list[str], start: int, last: int) -> None:
+    """Raise _GluedHeader if the header found at ``start`` (ending on line ``last``) begins
+    after the correspondent's text, on its own first line or on the line above it."""
+    for first in (start, start - 1):
+        if first < 0 or len(lines[first]) > MAX_HEADER_CHARS:
             continue
-        # The header may be wrapped: the glue is on its first line, this one or the one above.
-        for first in (index, index - 1):
-            cut = _glued_header_cut(lines, first, index) if first >= 0 else None
-            if cut is not None:
-                cuts[first] = cut
-                break
-    if not cuts:
-        return lines
-    result: list[str] = []
-    for index, line in enumerate(lines):
-        cut = cuts.get(index)
-        if cut is None:
-            result.append(line)
-        else:
-            result.extend((line[:cut].rstrip(), line[cut:].lstrip()))
-    return result
+        cut = _glued_header_cut(lines, first, last)
+        if cut is not None:
+            raise _GluedHeader(first, cut)
 
 
 def _glued_header_cut(lines: list[str], first: int, last: int) -> int | None:
@@ -895,20 +893,27 @@ def _is_lost_quote_line(above: str, line: str) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def _history_at(lines: list[str], index: int) -> _History | None:
-    """The history introduced at ``index`` (a quote header, marker or Outlook block)."""
+def _history_at(lines: list[str], index: int, find_glued: bool = False) -> _History | None:
+    """The history introduced at ``index`` (a quote header, marker or Outlook block).
+
+    With ``find_glued``, a quote header glued to the correspondent's text raises _GluedHeader.
+    """
     line = lines[index]
     if len(line) > MAX_HEADER_CHARS or _is_blank(line) or _is_quote(line):
         return None
     header_end = _quote_header_end(lines, index)
-    if header_end is not None:
-        return _History(index, header_end, "header")
-    if (
-        line.rstrip()[-1:] in (":", "：")
+    # (The test of the last character first: most lines end in a letter.)
+    last = line[-1]
+    if header_end is None and (
+        (last in (":", "：") or (last.isspace() and line.rstrip()[-1:] in (":", "：")))
         and (_is_bare_attribution(line) or _is_verbless_header(line))
         and _quote_within_gap(lines, index + 1)
     ):
-        return _History(index, index + 1, "header")
+        header_end = index + 1
+    if header_end is not None:
+        if find_glued:
+            _check_glued(lines, index, header_end - 1)
+        return _History(index, header_end, "header")
     if _is_forward_marker(line):
         return _History(index, index + 1, "marker")
     if _outlook_block_at(lines, index):
@@ -918,7 +923,7 @@ def _history_at(lines: list[str], index: int) -> _History | None:
     if (
         index > 0
         and len(line) <= MAX_FOOTER_CHARS
-        and _is_blank(lines[index - 1])
+        and (not lines[index - 1] or lines[index - 1].isspace())
         and _FOOTER_WORD_RE.search(line.lower())
         and _is_mobile_footer(line)
     ):
@@ -936,10 +941,10 @@ _FOOTER_WORD_RE = re.compile(
 )
 
 
-def _find_history(lines: list[str], start: int) -> _History | None:
+def _find_history(lines: list[str], start: int, find_glued: bool) -> _History | None:
     """The first history marker at or after ``start`` (not inside a "> " quote)."""
     for index in range(start, min(len(lines), MAX_SCAN_LINES)):
-        history = _history_at(lines, index)
+        history = _history_at(lines, index, find_glued)
         if history is not None:
             return _with_separator_above(lines, history, start)
     return None
@@ -999,7 +1004,9 @@ def _answers_inline(lines: list[str], blank: list[bool], index: int) -> bool:
     return False
 
 
-def _hand_over_leading_history(lines: list[str], blank: list[bool], roles: list[_Role]) -> int:
+def _hand_over_leading_history(
+    lines: list[str], blank: list[bool], roles: list[_Role], find_glued: bool
+) -> int:
     """Hand history at the very top to ``quoted``; return where the reply starts.
 
     Forwarded mail starts with "---------- Forwarded message ----------" and its header
@@ -1007,7 +1014,7 @@ def _hand_over_leading_history(lines: list[str], blank: list[bool], roles: list[
     """
     index = _next_content(blank, 0)
     while index < min(len(lines), MAX_SCAN_LINES):
-        history = _history_at(lines, index)
+        history = _history_at(lines, index, find_glued)
         if history is None and _delimiter_char(lines[index]):
             below = _next_content(blank, index + 1)
             if below < len(lines) and _history_at(lines, below) is not None:
@@ -1035,7 +1042,7 @@ def _next_blank(blank: list[bool], index: int) -> int:
 
 
 def _hand_over_quoted_history(
-    lines: list[str], blank: list[bool], roles: list[_Role], start: int
+    lines: list[str], blank: list[bool], roles: list[_Role], start: int, find_glued: bool
 ) -> None:
     """Hand everything from the first history marker on to ``quoted``.
 
@@ -1047,7 +1054,7 @@ def _hand_over_quoted_history(
     """
     position = start
     while True:
-        history = _find_history(lines, position)
+        history = _find_history(lines, position, find_glued)
         if history is None:
             return
         if history.kind == "device":
