@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -752,6 +757,11 @@ _FAMILY_CASES = {
         "Acme",
     ),
     "dash space name": (_lines("I fixed it.", "", "- Bob"), "I fixed it.", "Bob"),
+    "device line above a signature": (
+        _lines("Done.", "", "Sent from my iPhone", "", "-- ", "Bob"),
+        "Done.",
+        "Bob",
+    ),
     "thanks exclaimed and a name": (
         _lines("I fixed it.", "", "Thanks!", "Bob"),
         "I fixed it.",
@@ -820,6 +830,8 @@ def test_mail_in_general(name: str) -> None:
         _lines("Hi,", "", "Sent from my desk, which is easier than my phone.", "", "More text."),
         # Prose before a quote that mentions an address and a date is not a header.
         _lines("Write to me at <bob@example.com> from 2024 on:", "> old text", "", "ok"),
+        # Short content under a "---" separator is not a signature.
+        _lines("Summary of the thread:", "---", "Looks good", "Ship it"),
         # A sentence ending with "sent:" is not a header.
         _lines("This is what I sent:", "", "> the text", "", "and this is new."),
     ],
@@ -829,3 +841,16 @@ def test_the_correspondents_words_stay_visible(text: str) -> None:
     for line in text.split("\n"):
         if line.strip() and not line.startswith(">"):
             assert line in parts.visible.split("\n"), (line, parts)
+
+
+def test_real_gmail_reply_with_wrapped_header_and_signature() -> None:
+    # real: Chatwoot's fixture, read as the pipeline reads it (tests/data/reading/README.md)
+    path = Path(__file__).parent / "data" / "reading" / "chatwoot_mail_with_quote.eml"
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    parts = split_reply(body.get_content())
+    assert parts.visible == "Yes, I am providing you step how to reproduce this issue"
+    assert parts.quoted.startswith("On Thu, Aug 19, 2021 at 2:07 PM")
+    assert parts.signature.startswith("--\n* Sony Mathew*")

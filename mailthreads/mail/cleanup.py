@@ -1058,7 +1058,7 @@ def _hand_over_quoted_history(
         if history is None:
             return
         if history.kind == "device":
-            if not _device_line_ends_reply(blank, roles, start, history):
+            if not _device_line_ends_reply(lines, blank, roles, start, history):
                 position = history.end
                 continue
             _assign(roles, history.start, history.end, _Role.SIGNATURE)
@@ -1073,13 +1073,15 @@ def _hand_over_quoted_history(
 
 
 def _device_line_ends_reply(
-    blank: list[bool], roles: list[_Role], start: int, history: _History
+    lines: list[str], blank: list[bool], roles: list[_Role], start: int, history: _History
 ) -> bool:
     words_above = any(
         not blank[index] and roles[index] is _Role.VISIBLE for index in range(start, history.start)
     )
-    # A device line at the very end is a footer: the tail hands it over.
-    return words_above and not all(blank[history.end :])
+    below = _next_content(blank, history.end)
+    # A device line at the very end, or above a "-- " signature, is a footer: the tail hands
+    # it over.
+    return words_above and below < len(lines) and not _is_signature_dash(lines[below])
 
 
 # --------------------------------------------------------------------------------------
@@ -1140,9 +1142,12 @@ MAX_DASH_SIGNATURE_CHARS = 80
 
 
 def _is_short_signature(lines: list[str], below: list[int]) -> bool:
+    # A few short lines, starting with a name: "Looks good" under a "---" is still content.
     content = [lines[index] for index in below if lines[index].strip()]
-    return 0 < len(content) <= MAX_DASH_SIGNATURE_LINES and all(
-        len(line) <= MAX_DASH_SIGNATURE_CHARS and not _is_quote(line) for line in content
+    return (
+        0 < len(content) <= MAX_DASH_SIGNATURE_LINES
+        and _looks_like_name(content[0])
+        and all(len(line) <= MAX_DASH_SIGNATURE_CHARS and not _is_quote(line) for line in content)
     )
 
 
