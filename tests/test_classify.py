@@ -697,3 +697,23 @@ def test_real_gmail_reply_is_a_reply() -> None:
     # real: Chatwoot's fixture mail_with_quote.eml (tests/data/reading/README.md)
     raw = (_READING_DATA / "chatwoot_mail_with_quote.eml").read_bytes()
     assert classify(email.message_from_bytes(raw)).kind == "reply"
+
+
+_NOTICE_PIECES = st.sampled_from(
+    ["limited access to", "no access to email", "urgent", "Dringend", "urgencia", "spoed",
+     "brådskande", "haster", "kiireellisissä", "pilnych", "срочным", "acil", "緊急",
+     "please contact", "wenden sie sich", "Vertretung", "contactez", "contattare",
+     "entre em contato", "kontakta", "ota yhteyttä", "skontaktuj", "обращайтесь",
+     "this is an automatic", "Réponse automatique", "автоматический ответ", "otomatik yanıt",
+     "自动", "will not be read", "nicht weitergeleitet", "x", " "]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NOTICE_PIECES, max_size=5).map("".join))
+def test_out_of_office_shortcut_agrees_with_the_pattern(text: str) -> None:
+    from mailthreads.mail.classify import _NOTICE_CUES, _NOTICE_STEMS, _lowercase_as_matched
+
+    lowered = _lowercase_as_matched(text)
+    if _NOTICE_CUES.search(lowered):
+        assert any(stem in lowered for stem in _NOTICE_STEMS)

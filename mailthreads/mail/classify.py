@@ -58,9 +58,8 @@ BODY_SIGN_WINDOW = 8 * 1024
 # The reason a delayed-delivery warning carries among a bounce's reasons (kind_reasons): the
 # mail is still queued and may yet arrive, so it must never mark an answer undelivered.
 TEMPORARY_FAILURE = "temporary: delivery delayed, the sending server keeps trying"
-# Out-of-office wording counts in this many first characters, and only when the text a person
-# would have written there is at most this long (an auto-reply is a short notice).
-OUT_OF_OFFICE_WINDOW = 1500
+# Out-of-office wording counts in this many first characters (a notice says it first).
+OUT_OF_OFFICE_WINDOW = 1000
 
 _T = TypeVar("_T")
 
@@ -266,6 +265,11 @@ class _Facts:
     @cached_property
     def _from_name_and_address(self) -> tuple[str, str]:
         return _safely(lambda: parseaddr(self.from_header), ("", ""))
+
+    # The top of the notice without quoted lines: several wording checks read it.
+    @cached_property
+    def unquoted_top(self) -> str:
+        return _unquoted_top(self.notice_text)
 
     @property
     def from_address(self) -> str:
@@ -1006,7 +1010,7 @@ def _unquoted_top(text: str) -> str:
 
 
 def _bounce_wording_reason(facts: _Facts, include_generic: bool) -> str | None:
-    text = _unquoted_top(facts.notice_text)
+    text = facts.unquoted_top
     wording = _MTA_BOILERPLATE.search(text)
     if wording is None and include_generic:
         wording = _FAILURE_WORDING.search(text)
@@ -1051,7 +1055,7 @@ _REPLY_OR_FORWARD_SUBJECT = re.compile(
 def _mta_opening_reason(facts: _Facts) -> str | None:
     if _REPLY_OR_FORWARD_SUBJECT.match(facts.subject):
         return None
-    opening = _MTA_OPENING.search(_unquoted_top(facts.notice_text)[:MTA_OPENING_WINDOW])
+    opening = _MTA_OPENING.search(facts.unquoted_top[:MTA_OPENING_WINDOW])
     if opening is None:
         return None
     return f'mail-server notice at the top of the text: "{" ".join(opening.split())[:60]}"'
@@ -1094,20 +1098,13 @@ def _is_temporary(facts: _Facts, verdict: _Verdict) -> bool:
         return verdict.temporary
     if _DELAY_SUBJECT.match(facts.subject):
         return True
-    return _DELAY_WORDING.search(_unquoted_top(facts.notice_text)) is not None
+    return _DELAY_WORDING.search(facts.unquoted_top) is not None
 
 
 # Out-of-office notices, recognised by their text when no header marks them (Exchange often
 # sends none). All three must be there: the absence, when it ends, and what a notice says
 # that a person answering the discussion does not (urgent matters, whom to contact, that the
 # answer is automatic). People write about holidays too, but rarely all three.
-_ABSENCE_STEMS = (
-    "office", "leave", "vacation", "holiday", "away", "abwesen", "urlaub", "büro", "haus",
-    "absent", "cong", "bureau", "vacances", "oficina", "vacaciones", "ausente", "ufficio",
-    "sede", "ferie", "assente", "afwezig", "kantoor", "vakantie", "escritório", "férias",
-    "ledig", "borta", "semester", "fravær", "loma", "poissa", "urlop", "nieobecn", "kancelář",
-    "dovolen", "отпуск", "отсутств", "офис", "izin", "ofis", "不在", "休暇", "休假",
-)  # fmt: skip
 _ABSENCE = re.compile(
     r"""out\ of\ (?:the\ )?office | away\ from\ (?:the\ |my\ )?(?:office|desk)
       | on\ (?:annual\ |parental\ |maternity\ |paternity\ |sick\ |study\ )?leave
@@ -1147,10 +1144,19 @@ _NOTICE_CUES = re.compile(
 )
 
 
+# Every match of _NOTICE_CUES contains one of these: plain substring tests rule out almost
+# every reply before any pattern runs (a reply passes through this check on every ingest).
+_NOTICE_STEMS = (
+    "access", "urgen", "dringend", "spoed", "brådskande", "haster", "kiireellis", "pilnych",
+    "срочн", "acil", "緊急", "紧急", "contact", "contat", "wenden", "vertretung", "kontakt",
+    "yhteyt", "обращ", "autom", "автомат", "otomat", "自動", "自动", "will not be",
+    "weitergeleitet",
+)  # fmt: skip
+
+
 def _out_of_office_reason(facts: _Facts) -> str | None:
-    text = _lowercase_as_matched(_unquoted_top(facts.notice_text)[:OUT_OF_OFFICE_WINDOW])
-    # (Plain substring tests rule out almost every reply before any pattern runs.)
-    if not any(stem in text for stem in _ABSENCE_STEMS):
+    text = _lowercase_as_matched(facts.unquoted_top[:OUT_OF_OFFICE_WINDOW])
+    if not any(stem in text for stem in _NOTICE_STEMS):
         return None
     absence = _ABSENCE.search(text)
     if absence is None or not _ABSENCE_ENDS.search(text) or not _NOTICE_CUES.search(text):
