@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from mailthreads.mail.classify import (
     _FAILURE_WORDING,
     _MTA_BOILERPLATE,
+    _NOTICE_CUES,
+    _NOTICE_STEMS,
     TEMPORARY_FAILURE,
     Classification,
+    _lowercase_as_matched,
     classify,
 )
 
@@ -712,8 +715,6 @@ _NOTICE_PIECES = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_NOTICE_PIECES, max_size=5).map("".join))
 def test_out_of_office_shortcut_agrees_with_the_pattern(text: str) -> None:
-    from mailthreads.mail.classify import _NOTICE_CUES, _NOTICE_STEMS, _lowercase_as_matched
-
     lowered = _lowercase_as_matched(text)
     if _NOTICE_CUES.search(lowered):
         assert any(stem in lowered for stem in _NOTICE_STEMS)
