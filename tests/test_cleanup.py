@@ -806,6 +806,12 @@ _FAMILY_CASES = {
         "iPhone",
     ),
     "vietnamese device line": (_lines("Cảm ơn.", "", "Gửi từ iPhone của tôi"), "Cảm ơn.", "iPhone"),
+    "aol app line": (_lines("Ok.", "", "Sent from the all new AOL app for iOS"), "Ok.", "AOL"),
+    "carrier after the device": (
+        _lines("Ok.", "", "Sent via the Samsung Galaxy S7, an AT&T 4G LTE smartphone"),
+        "Ok.",
+        "Galaxy",
+    ),
 }
 
 
@@ -830,6 +836,8 @@ def test_mail_in_general(name: str) -> None:
         _lines("Hi,", "", "Sent from my desk, which is easier than my phone.", "", "More text."),
         # Prose before a quote that mentions an address and a date is not a header.
         _lines("Write to me at <bob@example.com> from 2024 on:", "> old text", "", "ok"),
+        # A sentence that starts like an app footer is not one.
+        _lines("Hi,", "", "Sent from the app store page, see above."),
         # Short content under a "---" separator is not a signature.
         _lines("Summary of the thread:", "---", "Looks good", "Ship it"),
         # A sentence ending with "sent:" is not a header.

@@ -569,7 +569,7 @@ _SENT_FROM_APP_RE = re.compile(
 _MOBILE_WORD_RE = re.compile(
     r"mail|\b(?:mobile|phone|iphone|ipad|ipod|android|blackberry|outlook|galaxy|samsung"
     r"|tablet|device|cell|windows|yahoo|spark|superhuman|huawei|nokia|xperia|smartphone"
-    r"|wireless|handheld|pixel|xiaomi|motorola)\b",
+    r"|wireless|handheld|pixel|xiaomi|motorola|ios|aol|app)\b",
     re.IGNORECASE,
 )
 _OTHER_MOBILE_FOOTER_RE = re.compile(
@@ -595,6 +595,8 @@ _OTHER_MOBILE_FOOTER_RE = re.compile(
 
 # "BlackBerry 10 smartphone on the Rogers network" is about the longest device name.
 MAX_DEVICE_WORDS = 8
+# "Sent from the all new AOL app for iOS": an app footer without "my" is at most this long.
+MAX_APP_FOOTER_WORDS = 12
 # ", Samsung Galaxy smartphone" after the carrier; a longer clause is a sentence.
 MAX_CARRIER_DEVICE_WORDS = 4
 
@@ -628,9 +630,15 @@ def _is_mobile_footer(line: str) -> bool:
     if _OTHER_MOBILE_FOOTER_RE.match(text):
         return True
     sent_from_app = _SENT_FROM_APP_RE.match(text)
-    if sent_from_app and not any(mark in text for mark in ",;"):
-        return len(text.split()) <= 8 and _MOBILE_WORD_RE.search(sent_from_app.group(1)) is not None
-    return False
+    if sent_from_app is None or ";" in text or len(text.split()) > MAX_APP_FOOTER_WORDS:
+        return False
+    app, _, carrier = sent_from_app.group(1).partition(",")
+    # "Sent via the Samsung Galaxy S7, an AT&T 4G LTE smartphone": a device after the comma.
+    if carrier and not (
+        len(carrier.split()) <= MAX_CARRIER_DEVICE_WORDS + 2 and _MOBILE_WORD_RE.search(carrier)
+    ):
+        return False
+    return _MOBILE_WORD_RE.search(app) is not None
 
 
 # Closings that end a message on their own line; the name below them is signature.
