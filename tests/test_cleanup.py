@@ -830,6 +830,15 @@ def test_mail_in_general(name: str) -> None:
         _lines("Invited so far:", "- Anna", "- Bob"),
         # An inline answer that is a single word stays (only closings count as a sign-off).
         _lines("> Did it work?", "", "Yes"),
+        # A short answer in lower case right under a quoted line is not the rest of it.
+        _lines(
+            "On Fri, Jun 5, 2020 at 10:00 AM Ivan <ivan@example.com> wrote:",
+            "> Can you check whether the build passes on arm64 and on the old x86 machines",
+            "yes both pass",
+            "> And the docs?",
+            "",
+            "See the wiki.",
+        ),
         # A link in an answer between quotes is the answer, not part of the quote.
         _lines("> Where are the docs?", "http://docs.example.com", "> And the code?", "Here."),
         # "Sent from my desk, ..." is a sentence, not a device line, even with text below.
@@ -842,12 +851,14 @@ def test_mail_in_general(name: str) -> None:
         _lines("Summary of the thread:", "---", "Looks good", "Ship it"),
         # A sentence ending with "sent:" is not a header.
         _lines("This is what I sent:", "", "> the text", "", "and this is new."),
+        _lines("On 5 May I sent:", "> the text", "", "and this is new."),
     ],
 )
 def test_the_correspondents_words_stay_visible(text: str) -> None:
     parts = split_reply(text)
     for line in text.split("\n"):
-        if line.strip() and not line.startswith(">"):
+        # (The quoted lines and the quote header are not the correspondent's words.)
+        if line.strip() and not line.startswith(">") and not line.endswith("wrote:"):
             assert line in parts.visible.split("\n"), (line, parts)
 
 

@@ -337,9 +337,12 @@ def _is_quote_header_text(candidate: str) -> bool:
         return False
     if _has_quote_verb(candidate) or _is_date_led_header(candidate):
         return True
-    # "On <date>, <name> sent:" / "said:": too common as words to be verbs anywhere else.
-    return _OTHER_VERB_END_RE.search(candidate[-8:]) is not None and bool(
-        _HEADER_LEAD_RE.match(candidate)
+    # "On <date>, <name> <address> sent:" / "said:": too common as words to be verbs anywhere
+    # else, and only with the address ("On 5 May I sent:" is the correspondent's sentence).
+    return (
+        "@" in candidate
+        and _OTHER_VERB_END_RE.search(candidate[-8:]) is not None
+        and bool(_HEADER_LEAD_RE.match(candidate))
     )
 
 
@@ -846,8 +849,10 @@ def _glued_header_cut(lines: list[str], first: int, last: int) -> int | None:
 
 # A link as mail clients render it in text, alone on its line: "View ticket (http://...)".
 _LABELLED_LINK_RE = re.compile(r"[^()<>\[\]]{1,80}[(<\[]https?://[^\s()<>\[\]]{1,300}[)>\]]")
-# A wrapped quoted line is at least this long (clients wrap at 72-78 characters).
-MIN_WRAPPED_CHARS = 50
+# Clients wrap text at 72 to 80 characters: a quoted line that long, which the next word
+# would have made longer than WRAP_WIDTH, was wrapped (the test format=flowed readers use).
+WRAP_WIDTH = 72
+MAX_WRAPPED_CHARS = 80
 
 
 # An unquoted, non-blank line between two quoted lines (one scan of the whole text finds the
@@ -872,7 +877,9 @@ def _restore_lost_quote_markers(text: str, lines: list[str]) -> list[str]:
         if line_index >= MAX_SCAN_LINES:
             break
         line = lines[line_index]
-        if not line.strip() or not _is_lost_quote_line(lines[line_index - 1], line):
+        if not line.strip() or not _is_lost_quote_line(
+            lines[line_index - 1], line, lines[line_index + 1]
+        ):
             continue
         if seen is lines:
             seen = list(lines)
@@ -880,19 +887,23 @@ def _restore_lost_quote_markers(text: str, lines: list[str]) -> list[str]:
     return seen
 
 
-def _is_lost_quote_line(above: str, line: str) -> bool:
+def _is_lost_quote_line(above: str, line: str, below: str) -> bool:
     stripped = line.strip()
     if len(stripped) > MAX_HEADER_CHARS:
         return False
     if _LABELLED_LINK_RE.fullmatch(stripped):
         return True
-    # The rest of a wrapped sentence: the quoted line above stops mid-sentence, this one goes
-    # on in lower case.
-    quoted_text = above.lstrip(" \t>").rstrip()
+    # The rest of a wrapped sentence: the quoted line above stops mid-sentence where the next
+    # word did not fit, this one goes on in lower case, and so does the quoted line below (an
+    # answer in lower case sits between two quoted sentences instead).
+    above = above.rstrip()
+    first_word = stripped.split(maxsplit=1)[0]
     return (
         stripped[:1].islower()
-        and len(quoted_text) >= MIN_WRAPPED_CHARS
-        and quoted_text[-1:] not in ".!?:"
+        and below.lstrip(" \t>")[:1].islower()
+        and above[-1:] not in ".!?:"
+        and len(above) <= MAX_WRAPPED_CHARS
+        and len(above) + 1 + len(first_word) > WRAP_WIDTH
     )
 
 
