@@ -951,16 +951,20 @@ class _Wording:
         return None if match is None else text[match.start() : match.end()]
 
 
-# Sentences from MTA bounce templates and RFC 3464 fields: distinctive enough
-# to confirm a bounce when any header hints at a machine sender.
-_MTA_BOILERPLATE = _Wording(
-    r"""(?:
+# The opening sentences of MTA bounce templates (Sendmail, qmail, Exim, Postfix).
+_MTA_OPENING_SENTENCES = r"""
         this\ is\ the\ qmail-send\ program
       | this\ message\ was\ created\ automatically\ by\ mail\ delivery\ software
       | this\ is\ the\ mail\ system\ at\ host
       | this\ is\ the\ mail\ delivery\ agent\ at
       | the\ original\ message\ was\ received\ at
-      | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
+"""
+# Sentences from MTA bounce templates and RFC 3464 fields: distinctive enough
+# to confirm a bounce when any header hints at a machine sender.
+_MTA_BOILERPLATE = _Wording(
+    r"""(?:"""
+    + _MTA_OPENING_SENTENCES
+    + r"""      | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
       | (?:sorry,\ )?we\ were\ unable\ to\ deliver\ your\ message
       | unable\ to\ deliver\ (?:your\ )?message\ to
       | delivery\ (?:to\ the\ following\ )?recipients?\ (?:failed|has\ been\ delayed)
@@ -1025,13 +1029,9 @@ def _bounce_wording_reason(facts: _Facts, include_generic: bool) -> str | None:
 # systems send them with an ordinary sender and no report structure).
 MTA_OPENING_WINDOW = 600
 _MTA_OPENING = _Wording(
-    r"""(?:
-        this\ is\ the\ qmail-send\ program
-      | this\ message\ was\ created\ automatically\ by\ mail\ delivery\ software
-      | this\ is\ the\ mail\ system\ at\ host
-      | this\ is\ the\ mail\ delivery\ agent\ at
-      | the\ original\ message\ was\ received\ at
-      | -{3,}\ ?transcript\ of\ session\ follows
+    r"""(?:"""
+    + _MTA_OPENING_SENTENCES
+    + r"""      | -{3,}\ ?transcript\ of\ session\ follows
       | this\ is\ a\ warning\ message\ only
       | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
       | delivery\ (?:to\ the\ following\ recipients?\ )?(?:failed|has\ been\ delayed)
