@@ -894,12 +894,12 @@ def _is_lost_quote_line(above: str, line: str, below: str) -> bool:
     if _LABELLED_LINK_RE.fullmatch(stripped):
         return True
     # The rest of a wrapped sentence: the quoted line above stops mid-sentence where the next
-    # word did not fit, this one goes on in lower case, and so does the quoted line below (an
-    # answer in lower case sits between two quoted sentences instead).
+    # word did not fit, this one goes on (not with a capital), and the quoted line below goes
+    # on in lower case (an answer sits between two quoted sentences instead).
     above = above.rstrip()
     first_word = stripped.split(maxsplit=1)[0]
     return (
-        stripped[:1].islower()
+        not stripped[:1].isupper()
         and below.lstrip(" \t>")[:1].islower()
         and above[-1:] not in ".!?:"
         and len(above) <= MAX_WRAPPED_CHARS

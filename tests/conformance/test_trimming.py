@@ -309,3 +309,54 @@ def test_over_and_under_trimming(outcomes: list[Outcome]) -> None:
     assert not unexpected, f"the correspondent's words are hidden: {unexpected}"
     no_longer = sorted(set(OVER_TRIMMING_ALLOWED) - set(over))
     assert not no_longer, f"remove from OVER_TRIMMING_ALLOWED, no longer over-trimmed: {no_longer}"
+
+
+# Real list mail from the shared threading corpora (not a trimming reference set), checked by
+# hand: (the visible text ends with, a line that must not be visible, the signature starts
+# with). Each shows one of the shapes of issue 14.
+REAL_LIST_MAIL = {
+    # a trailing quote under its "a écrit :" header, then "Thanks" and a "-- " signature
+    "fedora_devel_2010_01_threading/messages/00266.eml": (
+        "Yes, of course ;-)",
+        ">  Nice to have you back!",
+        "Thanks\n-- ",
+    ),
+    # a trailing quote, then "Thanks," and a "-- " signature
+    "perf_extra/notmuch_lkml/cur_1382298587.002878_2_.eml": (
+        "parsing patches get in.",
+        "> http://patchwork.ozlabs.org/patch/53674/",
+        "Thanks,\n-- \nSuresh Jayaraman",
+    ),
+    # a signature under a line of dashes
+    "fedora_devel_2010_01_threading/messages/00078.eml": (
+        "I'll take it.",
+        "Mathieu Bridon",
+        "----------\nMathieu Bridon",
+    ),
+    # "- Name" sign-offs
+    "fedora_devel_2010_01_threading/messages/00183.eml": (
+        'should "just work".',
+        "- Owen",
+        "- Owen",
+    ),
+    "notmuch_threading/default_eml/cur__31.eml": (
+        "We can implement these with fgets() and strncpy() though.",
+        "- Jiang",
+        "- Jiang",
+    ),
+    # "Thanks!" and a name
+    "fedora_devel_2010_01_threading/messages/00001.eml": (
+        "Appreciate any inputs,",
+        "SK",
+        "Thanks!\n\nSK",
+    ),
+}
+
+
+@pytest.mark.parametrize("relative", sorted(REAL_LIST_MAIL))
+def test_real_list_mail(corpora: Path, relative: str) -> None:
+    ends_with, hidden, signature = REAL_LIST_MAIL[relative]
+    parts = split_reply(_plain_body(corpora / relative))
+    assert parts.visible.rstrip().endswith(ends_with), parts.visible[-300:]
+    assert hidden not in parts.visible.split("\n")
+    assert parts.signature.startswith(signature), parts.signature
