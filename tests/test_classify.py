@@ -625,6 +625,12 @@ _OUT_OF_OFFICE_TEXTS = {
     "pl": "Jestem na urlopie do dnia 25 czerwca. W pilnych sprawach proszę o kontakt z Janem "
     "Kowalskim. Wiadomość została wysłana automatycznie; skontaktuj się z biurem.",
     "ru": "Я в отпуске до 26 июня. По срочным вопросам обращайтесь к Ивану Петрову.",
+    # real: sisimai set-of-emails rfc3834-02 and -04 (BSD-2-Clause), their bodies
+    "en-friday": "I'm out of the office Friday. For pressing news matters, Nyaan.",
+    "en-traveling": "***Please stop and read this message.***\n\nI will be traveling for work "
+    "on July 10-31.  During that time I will have intermittent access to email and phone, "
+    "and I will respond to your message as promptly as possible.\n\nPlease contact our "
+    "Client Service Support Team (information below) if you need immediate assistance.",
 }
 
 

@@ -1109,6 +1109,7 @@ _ABSENCE = re.compile(
     r"""out\ of\ (?:the\ )?office | away\ from\ (?:the\ |my\ )?(?:office|desk)
       | on\ (?:annual\ |parental\ |maternity\ |paternity\ |sick\ |study\ )?leave
       | on\ (?:vacation|holiday|holidays|business\ travel) | currently\ away
+      | (?:will\ be|i\ am|i'm)\ (?:traveling|travelling)
       | not\ in\ the\ office | abwesend | nicht\ im\ büro | im\ urlaub | au(?:ß|ss)er\ haus
       | \bsuis\ absente? | en\ congés? | hors\ du\ bureau | en\ vacances
       | fuera\ de\ la\ oficina | de\ vacaciones | \bausente | fuori\ (?:sede|ufficio)
@@ -1125,11 +1126,13 @@ _ABSENCE_ENDS = re.compile(
       | \bbis\  | de\ retour | jusqu'au | à\ mon\ retour | hasta\ el | a\ mi\ (?:regreso|vuelta)
       | fino\ al | al\ mio\ rientro | tot\ en\ met | terug\ op | \baté\  | regresso
       | tillbaka | tilbake | palaan | do\ dnia | wracam | вернусь | \bдо\  | döneceğim
-      | 戻り | 返回""",
+      | 戻り | 返回 | during\ (?:that|this|my)\ (?:time|absence) | \d\ ?[-–]\ ?\d
+      | \b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b""",
     re.VERBOSE,
 )
 _NOTICE_CUES = re.compile(
-    r"""limited\ access\ to | (?:no|without)\ access\ to\ (?:my\ )?e-?mail | urgent
+    r"""(?:limited|intermittent)\ access\ to | (?:no|without)\ access\ to\ (?:my\ )?e-?mail
+      | urgent | pressing | immediate\ (?:assistance|attention|help)
       | dringend | urgence | urgencia | urgenz | spoed | brådskande | haster | kiireellis
       | pilnych | срочн | \bacil | 緊急 | 紧急 | please\ contact | wenden\ sie\ sich
       | vertretung | veuillez\ contacter | contactez | póngase\ en\ contacto | contacte\ con
@@ -1147,10 +1150,10 @@ _NOTICE_CUES = re.compile(
 # Every match of _NOTICE_CUES contains one of these: plain substring tests rule out almost
 # every reply before any pattern runs (a reply passes through this check on every ingest).
 _NOTICE_STEMS = (
-    "access", "urgen", "dringend", "spoed", "brådskande", "haster", "kiireellis", "pilnych",
-    "срочн", "acil", "緊急", "紧急", "contact", "contat", "wenden", "vertretung", "kontakt",
-    "yhteyt", "обращ", "autom", "автомат", "otomat", "自動", "自动", "will not be",
-    "weitergeleitet",
+    "access", "urgen", "pressing", "immediate", "dringend", "spoed", "brådskande", "haster",
+    "kiireellis", "pilnych", "срочн", "acil", "緊急", "紧急", "contact", "contat", "wenden",
+    "vertretung", "kontakt", "yhteyt", "обращ", "autom", "автомат", "otomat", "自動", "自动",
+    "will not be", "weitergeleitet",
 )  # fmt: skip
 
 
