@@ -241,3 +241,27 @@ def test_temporary_marker_only_on_delay_warnings(
         f"{len(delays)}"
     )
     assert marked == delays, (sorted(marked - delays), sorted(delays - marked))
+
+
+# Out-of-office replies whose headers are removed (Exchange often sends none): the ones whose
+# text says so must still be auto-replies. The others ("I'm only sleeping.", Zammad's "Some
+# Text") carry no wording to go by.
+_RESPONDER_HEADERS = (
+    "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From",
+    "X-Auto-Response-Suppress", "X-MS-Exchange-Inbox-Rules-Loop", "X-Apple-Action", "X-Mailer",
+    "Precedence", "Return-Path",
+)  # fmt: skip
+OUT_OF_OFFICE_BY_TEXT = (
+    "sisimai_bounces/maildir/rfc3834-01.eml",
+    "sisimai_bounces/maildir/rfc3834-02.eml",
+    "sisimai_bounces/maildir/rfc3834-04.eml",
+)
+
+
+@pytest.mark.parametrize("relative", OUT_OF_OFFICE_BY_TEXT)
+def test_out_of_office_without_its_headers(corpora: Path, relative: str) -> None:
+    message = email.message_from_bytes((corpora / relative).read_bytes())
+    for name in _RESPONDER_HEADERS:
+        del message[name]
+    message.replace_header("Subject", "Re: A post")
+    assert classify(message).kind == "auto_reply"
