@@ -873,3 +873,27 @@ def test_real_gmail_reply_with_wrapped_header_and_signature() -> None:
     assert parts.visible == "Yes, I am providing you step how to reproduce this issue"
     assert parts.quoted.startswith("On Thu, Aug 19, 2021 at 2:07 PM")
     assert parts.signature.startswith("--\n* Sony Mathew*")
+
+
+# Gmail's quote header as it writes it in other languages, wrapped where its 78-column plain
+# text wraps it (the first line is the start of the header, whatever it starts with).
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("Op vr 5 jun. 2020 om 10:00 schreef Ivan Petrov <", "ivan@example.com>:"),
+        ("Ivan Petrov <ivan@example.com> ezt írta (időpont: 2020.", "jún. 5., P, 10:00):"),
+        ("pá 5. 6. 2020 v 10:00 odesílatel Ivan Petrov <ivan@example.com>", "napsal:"),
+        ("Ivan Petrov <ivan@example.com>, 5 Haz 2020 Cum, 10:00 tarihinde şunu yazdı:",),
+        ("Στις Παρ, 5 Ιουν 2020 στις 10:00, ο/η Ivan Petrov <ivan@example.com> έγραψε:",),
+        ("في الجمعة، 5 يونيو 2020 10:00 ص Ivan Petrov <ivan@example.com> كتب:",),
+        ("fre. 5. jun. 2020 kl. 10:00 skrev Ivan Petrov <ivan@example.com>:",),
+        ("Em sex., 5 de jun. de 2020 às 10:00, Ivan Petrov <", "ivan@example.com> escreveu:"),
+        ("El vie., 5 jun. 2020 a las 10:00, Ivan Petrov (<", "ivan@example.com>) escribió:"),
+        ("ven. 5 juin 2020 à 10:00, Ivan Petrov <ivan@example.com> a", "écrit :"),
+        ("пт, 5 июн. 2020 г. в 10:00, Ivan Petrov <ivan@example.com>:",),
+    ],
+)
+def test_gmail_headers_in_other_languages(header: tuple[str, ...]) -> None:
+    parts = split_reply(_lines("Merci.", "", *header, "> Essayez encore."))
+    assert parts.visible == "Merci."
+    assert parts.quoted.startswith(header[0])
