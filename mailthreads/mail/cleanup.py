@@ -924,7 +924,7 @@ def _history_at(lines: list[str], index: int, find_glued: bool = False) -> _Hist
     # (The test of the last character first: most lines end in a letter.)
     last = line[-1]
     if header_end is None and (
-        (last in (":", "：") or (last.isspace() and line.rstrip()[-1:] in (":", "：")))
+        (last in ":：" or (last in " \t" and line.rstrip()[-1:] in (":", "：")))
         and (_is_bare_attribution(line) or _is_verbless_header(line))
         and _quote_within_gap(lines, index + 1)
     ):
@@ -942,12 +942,26 @@ def _history_at(lines: list[str], index: int, find_glued: bool = False) -> _Hist
     if (
         index > 0
         and len(line) <= MAX_FOOTER_CHARS
-        and (not lines[index - 1] or lines[index - 1].isspace())
+        and _is_blank(lines[index - 1])
+        and _ends_paragraph(lines, index)
         and _FOOTER_WORD_RE.search(line.lower())
         and _is_mobile_footer(line)
     ):
         return _History(index, index + 1, "device")
     return None
+
+
+def _ends_paragraph(lines: list[str], index: int) -> bool:
+    """Whether the line is the last of its paragraph: a blank line, a separator, a quote or
+    an Outlook block (or nothing) comes next."""
+    if index + 1 >= len(lines):
+        return True
+    below = lines[index + 1].lstrip()
+    return (
+        not below.strip(_INVISIBLE)
+        or below[0] in "_-=*>"
+        or _FROM_FIELD_RE.match(below) is not None
+    )
 
 
 # Words one of which every mobile footer contains, lowercased (a cheap test before
