@@ -779,6 +779,23 @@ _FAMILY_CASES = {
         "I fixed it.",
         "Senior Engineer",
     ),
+    "name, title and phone without a closing": (
+        _lines("I fixed it.", "", "Bob Smith", "Senior Engineer, Acme Corp", "+1 555 123 4567"),
+        "I fixed it.",
+        "Senior Engineer",
+    ),
+    "german signature block without a closing": (
+        _lines(
+            "Erledigt.",
+            "",
+            "Anna Müller",
+            "Geschäftsführerin",
+            "Tel.: +49 30 1234567",
+            "www.example.de",
+        ),
+        "Erledigt.",
+        "Geschäftsführerin",
+    ),
     "carrier before the device": (
         _lines("I fixed it.", "", "Sent from my Verizon, Samsung Galaxy smartphone"),
         "I fixed it.",
@@ -847,6 +864,10 @@ def test_mail_in_general(name: str) -> None:
         _lines("Write to me at <bob@example.com> from 2024 on:", "> old text", "", "ok"),
         # A sentence that starts like an app footer is not one.
         _lines("Hi,", "", "Sent from the app store page, see above."),
+        # Capitalised words above a number or a link are content, not a signature block.
+        _lines("The numbers are", "", "Total Cost", "1 234 567 890"),
+        _lines("Meeting notes", "", "Agenda Items", "review budget", "http://example.com/doc"),
+        _lines("Call me on:", "", "Bob", "+1 555 123 4567"),
         # Short content under a "---" separator is not a signature.
         _lines("Summary of the thread:", "---", "Looks good", "Ship it"),
         # A sentence ending with "sent:" is not a header.

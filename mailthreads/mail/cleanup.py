@@ -1263,12 +1263,46 @@ def _keep_own_words(blank: list[bool], visible: list[int], position: int) -> _Ta
     return None
 
 
+# A phone number or a mail address alone on a short line: what a signature block has and a
+# reply rarely ends with (a web site alone is too common in content to count).
+# (A phone number is labelled, international or dashed: "1 234 567" alone may be content.)
+_CONTACT_RE = re.compile(
+    r"(?:tel|phone|mob|mobile|cell|fax|t|m|p)\.?:?\s?\+?\(?\d[\d ().-]{6,20}\d"
+    r"|\+\(?\d[\d ().-]{6,20}\d|\(?\d{3}\)?[ .-]\d{3}[.-]\d{4}"
+    r"|(?:e-?mail:?\s?)?[^\s@]{1,64}@[^\s@]{1,255}\.\w{2,}",
+    re.IGNORECASE,
+)
+# A signature block without a closing or "-- ": at most this many lines.
+MAX_CONTACT_BLOCK_LINES = 6
+
+
+def _trailing_contact_block(lines: list[str], blank: list[bool], visible: list[int]) -> _Taken:
+    """A last paragraph of a name, titles and contact lines ("Bob Smith / Senior Engineer,
+    Acme / +1 555 123 4567"): a signature even without a closing or "-- " above it."""
+    start = len(visible)
+    while start > 0 and not blank[visible[start - 1]]:
+        start -= 1
+    block = [lines[index].strip() for index in visible[start:]]
+    if not 2 <= len(block) <= MAX_CONTACT_BLOCK_LINES or start == 0:
+        return None
+    # "Call me on:" above it: the number is the answer.
+    above = next((lines[i] for i in reversed(visible[:start]) if not blank[i]), "")
+    if above.rstrip().endswith(":"):
+        return None
+    if not _looks_like_name(block[0]) or any(len(line) > MAX_CLOSING_CHARS for line in block):
+        return None
+    if not any(_CONTACT_RE.fullmatch(line) for line in block[1:]):
+        return None
+    return _keep_own_words(blank, visible, start)
+
+
 _TAIL_STEPS = (
     _trailing_quote,
     _trailing_signature,
     _trailing_footer_lines,
     _trailing_closing,
     _sign_off_under_quote,
+    _trailing_contact_block,
 )
 
 
