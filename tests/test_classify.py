@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 from email.message import Message
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,11 @@ from hypothesis import strategies as st
 from mailthreads.mail.classify import (
     _FAILURE_WORDING,
     _MTA_BOILERPLATE,
+    _NOTICE_CUES,
+    _NOTICE_STEMS,
+    TEMPORARY_FAILURE,
     Classification,
+    _lowercase_as_matched,
     classify,
 )
 
@@ -549,3 +554,173 @@ def test_bounce_wording_shortcuts_agree_with_the_pattern(pieces: list[str]) -> N
     for wording in (_MTA_BOILERPLATE, _FAILURE_WORDING):
         match = wording.pattern.search(text)
         assert wording.search(text) == (match.group(0) if match else None)
+
+
+# --- mail in general (issue 14) ---------------------------------------------------------------
+
+_READING_DATA = Path(__file__).parent / "data" / "reading"
+
+
+def test_sendmail_delay_warning_is_a_temporary_bounce() -> None:
+    # real: the Ruby mail gem's fixture (tests/data/reading/README.md)
+    raw = (_READING_DATA / "mail_gem_report_422.eml").read_bytes()
+    result = classify(email.message_from_bytes(raw))
+    assert result.kind == "bounce"
+    assert TEMPORARY_FAILURE in result.reasons
+    assert result.failed_recipients == ("fraser@oooooooo.com.au",)
+
+
+def test_delay_warning_without_a_report_is_a_temporary_bounce() -> None:
+    # The same Sendmail warning as plain text, the way older servers send it.
+    raw = simple_message(
+        subject="Warning: could not send message for past 4 hours",
+        body=(
+            "    **********************************************\n"
+            "    **      THIS IS A WARNING MESSAGE ONLY      **\n"
+            "    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n"
+            "    **********************************************\n\n"
+            "The original message was received at Sat, 19 Apr 2003 05:15:03 +0200\n\n"
+            "Warning: message still undelivered after 4 hours\n"
+            "Will keep trying until message is 5 days old\n"
+        ),
+    ).replace("Ann Reader <ann@example.org>", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example>")
+    result = classify(parse(raw))
+    assert result.kind == "bounce"
+    assert TEMPORARY_FAILURE in result.reasons
+
+
+def test_failed_delivery_is_not_temporary() -> None:
+    # Sendmail gives up after five days with a 4.x.x status: the mail is returned for good.
+    raw = simple_message(
+        subject="Returned mail: Cannot send message for 5 days",
+        body="The original message was received at Mon, 1 Jan 2024\n\nMessage will be deleted",
+    ).replace("Ann Reader <ann@example.org>", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example>")
+    result = classify(parse(raw))
+    assert result.kind == "bounce"
+    assert TEMPORARY_FAILURE not in result.reasons
+
+
+_UTF8 = "Content-Type: text/plain; charset=utf-8\n"
+
+_OUT_OF_OFFICE_TEXTS = {
+    "en": "I am out of the office until Monday, 10 June, with limited access to email. "
+    "For urgent matters please contact jane@example.com.",
+    "en-leave": "Thank you for your message. I am on annual leave and will be back on 3 July. "
+    "In urgent cases please contact my colleague Jane Doe.",
+    "de": "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich 14.06. nicht im Büro. "
+    "In dringenden Fällen wenden Sie sich bitte an Frau Muster.",
+    "fr": "Bonjour, je suis absente du bureau jusqu'au 12 juin. En cas d'urgence, "
+    "veuillez contacter Marie Dupont.",
+    "es": "Estoy fuera de la oficina hasta el 15 de junio. Para asuntos urgentes, póngase en "
+    "contacto con Ana García.",
+    "it": "Sono fuori ufficio fino al 20 giugno. Per urgenze contattare Mario Rossi.",
+    "nl": "Ik ben afwezig tot en met 21 juni. Voor dringende zaken kunt u contact opnemen met "
+    "Jan Jansen. (spoed: 010-1234567)",
+    "pt": "Estou fora do escritório até o dia 22 de junho. Em caso de urgência, entre em contato "
+    "com João Silva.",
+    "sv": "Jag är ledig till och med 23 juni och kommer tillbaka måndag. I brådskande ärenden, "
+    "kontakta Anna Svensson.",
+    "fi": "Olen lomalla ja palaan toimistolle 24.6. Kiireellisissä asioissa ota yhteyttä "
+    "Matti Meikäläiseen.",
+    "pl": "Jestem na urlopie do dnia 25 czerwca. W pilnych sprawach proszę o kontakt z Janem "
+    "Kowalskim. Wiadomość została wysłana automatycznie; skontaktuj się z biurem.",
+    "ru": "Я в отпуске до 26 июня. По срочным вопросам обращайтесь к Ивану Петрову.",
+    # real: sisimai set-of-emails rfc3834-02 and -04 (BSD-2-Clause), their bodies
+    "en-friday": "I'm out of the office Friday. For pressing news matters, Nyaan.",
+    "en-traveling": "***Please stop and read this message.***\n\nI will be traveling for work "
+    "on July 10-31.  During that time I will have intermittent access to email and phone, "
+    "and I will respond to your message as promptly as possible.\n\nPlease contact our "
+    "Client Service Support Team (information below) if you need immediate assistance.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(_OUT_OF_OFFICE_TEXTS))
+def test_out_of_office_recognised_by_its_text(language: str) -> None:
+    # Exchange and others often send these with no header that marks them.
+    raw = simple_message(_UTF8, subject="Re: A post", body=_OUT_OF_OFFICE_TEXTS[language])
+    result = classify(parse(raw))
+    assert result.kind == "auto_reply", result.reasons
+    assert result.reasons[0].startswith("out-of-office wording")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "I was on vacation until last week, sorry for the late answer. Great post!",
+        "Back from holiday: I tried your recipe and it worked. Please contact me if you "
+        "write a follow-up.",
+        "I'm out of office today, but I wanted to say: urgent reading for everyone!",
+        "Olen lomalla, mutta kiitos hyvästä kirjoituksesta.",
+    ],
+)
+def test_people_writing_about_their_holidays_stay_human(body: str) -> None:
+    assert classify(parse(simple_message(_UTF8, body=body))).kind == "reply"
+
+
+_OLD_STYLE_BOUNCES = {
+    # Lotus Notes / Domino, and Exchange 5.5 era subjects
+    "nondeliverable subject": ("Nondeliverable mail", "Your message could not be delivered."),
+    "message delivery failure": ("Message Delivery Failure", "Delivery to: bob@example.net"),
+    "gmail in spanish": (
+        "Notificación de estado de entrega (Error)",
+        "No se ha podido entregar el mensaje.",
+    ),
+    "gmail in german": (
+        "Benachrichtigung zum Übermittlungsstatus (Fehler)",
+        "Die Nachricht konnte nicht zugestellt werden.",
+    ),
+    # No telling subject, no daemon sender: the opening sentence of the notice decides.
+    "postfix text under an ordinary sender": (
+        "Notice",
+        "This is the mail system at host mx.example.net.\n\nI'm sorry to have to inform you "
+        "that your message could not be delivered to one or more recipients.",
+    ),
+    "sendmail transcript": (
+        "Mail problem",
+        "The original message was received at Mon, 1 Jan 2024 10:00:00 +0100\n\n"
+        "   ----- Transcript of session follows -----\n550 5.1.1 <bob@example.net>... "
+        "User unknown",
+    ),
+    "groupwise": (
+        "Message status",
+        "The message that you sent was undeliverable to the following:\n\tbob@example.net",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OLD_STYLE_BOUNCES))
+def test_old_style_bounces_are_bounces(name: str) -> None:
+    subject, body = _OLD_STYLE_BOUNCES[name]
+    raw = simple_message(_UTF8, subject=subject, body=body).replace(
+        "Ann Reader <ann@example.org>", "Mail Administrator <mail@mx.example.net>"
+    )
+    assert classify(parse(raw)).kind == "bounce"
+
+
+def test_a_reply_that_starts_with_a_pasted_notice_stays_human() -> None:
+    body = "This is the mail system at host mx.example.net. Is that what you meant in the post?"
+    assert classify(parse(simple_message(subject="Re: A post", body=body))).kind == "reply"
+
+
+def test_real_gmail_reply_is_a_reply() -> None:
+    # real: Chatwoot's fixture mail_with_quote.eml (tests/data/reading/README.md)
+    raw = (_READING_DATA / "chatwoot_mail_with_quote.eml").read_bytes()
+    assert classify(email.message_from_bytes(raw)).kind == "reply"
+
+
+_NOTICE_PIECES = st.sampled_from(
+    ["limited access to", "no access to email", "urgent", "Dringend", "urgencia", "spoed",
+     "brådskande", "haster", "kiireellisissä", "pilnych", "срочным", "acil", "緊急",
+     "please contact", "wenden sie sich", "Vertretung", "contactez", "contattare",
+     "entre em contato", "kontakta", "ota yhteyttä", "skontaktuj", "обращайтесь",
+     "this is an automatic", "Réponse automatique", "автоматический ответ", "otomatik yanıt",
+     "自动", "will not be read", "nicht weitergeleitet", "x", " "]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NOTICE_PIECES, max_size=5).map("".join))
+def test_out_of_office_shortcut_agrees_with_the_pattern(text: str) -> None:
+    lowered = _lowercase_as_matched(text)
+    if _NOTICE_CUES.search(lowered):
+        assert any(stem in lowered for stem in _NOTICE_STEMS)

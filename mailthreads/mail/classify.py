@@ -34,7 +34,14 @@ from email.utils import getaddresses, parseaddr
 from functools import cached_property
 from typing import Literal, TypeVar
 
-__all__ = ["Classification", "Kind", "classify", "MAX_PARTS", "MAX_SCAN_CHARS"]
+__all__ = [
+    "Classification",
+    "Kind",
+    "classify",
+    "MAX_PARTS",
+    "MAX_SCAN_CHARS",
+    "TEMPORARY_FAILURE",
+]
 
 Kind = Literal["reply", "auto_reply", "bounce", "feedback_report", "other"]
 # Mail written by software, not a person: stored, never counted as discussion, never answered.
@@ -48,6 +55,11 @@ MAX_ATTACHED_ORIGINALS = 5
 # Bounce wording counts only near the top of the text: the notice comes first
 # and the returned original (which can say anything) comes after it.
 BODY_SIGN_WINDOW = 8 * 1024
+# The reason a delayed-delivery warning carries among a bounce's reasons (kind_reasons): the
+# mail is still queued and may yet arrive, so it must never mark an answer undelivered.
+TEMPORARY_FAILURE = "temporary: delivery delayed, the sending server keeps trying"
+# Out-of-office wording counts in this many first characters (a notice says it first).
+OUT_OF_OFFICE_WINDOW = 1000
 
 _T = TypeVar("_T")
 
@@ -254,6 +266,11 @@ class _Facts:
     def _from_name_and_address(self) -> tuple[str, str]:
         return _safely(lambda: parseaddr(self.from_header), ("", ""))
 
+    # The top of the notice without quoted lines: several wording checks read it.
+    @cached_property
+    def unquoted_top(self) -> str:
+        return _unquoted_top(self.notice_text)
+
     @property
     def from_address(self) -> str:
         return self._from_name_and_address[1].strip().lower()
@@ -427,6 +444,9 @@ class _Verdict:
     reasons: tuple[str, ...]
     failed_recipients: tuple[str, ...] = ()
     original_message_id: str | None = None
+    # For a bounce from a delivery report: whether every failure is a delay (None: no report
+    # says, the wording decides).
+    temporary: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -519,6 +539,7 @@ def _delivery_status_verdict(part: Message, container: str) -> _Verdict:
         verdict.reasons,
         verdict.failed_recipients,
         _safely(lambda: _reported_message_id(blocks), None),
+        verdict.temporary,
     )
 
 
@@ -530,6 +551,7 @@ def _delivery_outcome(statuses: list[_RecipientStatus], container: str) -> _Verd
             "bounce",
             (f"{container} with Action: {actions} (RFC 3464)",),
             _unique(s.recipient for s in failed),
+            temporary=all(s.action == "delayed" for s in failed),
         )
     if statuses and all(s.action in _SUCCESS_ACTIONS for s in statuses):
         actions = "/".join(sorted({s.action for s in statuses}))
@@ -541,6 +563,7 @@ def _delivery_outcome(statuses: list[_RecipientStatus], container: str) -> _Verd
             "bounce",
             (f"{container} with a 4.x.x/5.x.x Status (RFC 3464)",),
             _unique(s.recipient for s in unsuccessful),
+            temporary=all(s.status[:1] == "4" for s in unsuccessful),
         )
     if statuses and all(s.status[:1] == "2" for s in statuses):
         return _Verdict("other", (f"{container} with only 2.x.x Status (RFC 3464 success)",))
@@ -702,7 +725,12 @@ _BOUNCE_SUBJECT = re.compile(
       | (?:permanent\ |temporary\ )?delivery\ (?:failure|failed|notification|problem)
       | delivery\ status(?:\ notification|\s*$)
       | delivery\ report
-      | non[- ]?delivery
+      | non[- ]?deliver(?:y|able|ed)
+      | message\ (?:delivery\ )?failure | delivery\ final\ failure
+      | (?:your\ )?message\ (?:could\ not\ be|was\ not|not)\ delivered
+      | (?:unable\ to|could\ not)\ deliver
+      | (?:mail\ )?delivery\ (?:delayed|delay\ notification|warning)
+      | delayed\ delivery
       | failure\ notice
       | failure\ delivery
       | failed\ delivery
@@ -718,6 +746,16 @@ _BOUNCE_SUBJECT = re.compile(
       | niet\ bezorgd | onbestelbaar
       | ваше\ сообщение\ не\ доставлено | не\ доставлено | недоставленное
       | メールエラー通知 | 配信エラー | 送信エラー | 配信不能 | (?:メッセージを)?配信できません
+      # Gmail's and Exchange's delivery notifications in other languages
+      | notificaci[óo]n\ de\ estado\ de\ entrega
+      | notification\ d'[ée]tat\ de\ (?:la\ )?(?:remise|distribution)
+      | benachrichtigung\ zum\ [üu]bermittlungsstatus
+      | notifica\ (?:sullo\ )?stato\ (?:della\ |di\ )?(?:consegna|recapito)
+      | notifica[çc][ãa]o\ de\ status\ de\ entrega
+      | uitgestelde\ bezorging | bezorgingsstatus
+      | уведомление\ о\ (?:состоянии|статусе)\ доставки
+      | powiadomienie\ o\ stanie\ dostarczenia | niedostarczon
+      | olmayan\ teslimat | teslim\ edilemedi
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -913,16 +951,20 @@ class _Wording:
         return None if match is None else text[match.start() : match.end()]
 
 
-# Sentences from MTA bounce templates and RFC 3464 fields: distinctive enough
-# to confirm a bounce when any header hints at a machine sender.
-_MTA_BOILERPLATE = _Wording(
-    r"""(?:
+# The opening sentences of MTA bounce templates (Sendmail, qmail, Exim, Postfix).
+_MTA_OPENING_SENTENCES = r"""
         this\ is\ the\ qmail-send\ program
       | this\ message\ was\ created\ automatically\ by\ mail\ delivery\ software
       | this\ is\ the\ mail\ system\ at\ host
       | this\ is\ the\ mail\ delivery\ agent\ at
       | the\ original\ message\ was\ received\ at
-      | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
+"""
+# Sentences from MTA bounce templates and RFC 3464 fields: distinctive enough
+# to confirm a bounce when any header hints at a machine sender.
+_MTA_BOILERPLATE = _Wording(
+    r"""(?:"""
+    + _MTA_OPENING_SENTENCES
+    + r"""      | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
       | (?:sorry,\ )?we\ were\ unable\ to\ deliver\ your\ message
       | unable\ to\ deliver\ (?:your\ )?message\ to
       | delivery\ (?:to\ the\ following\ )?recipients?\ (?:failed|has\ been\ delayed)
@@ -972,13 +1014,157 @@ def _unquoted_top(text: str) -> str:
 
 
 def _bounce_wording_reason(facts: _Facts, include_generic: bool) -> str | None:
-    text = _unquoted_top(facts.notice_text)
+    text = facts.unquoted_top
     wording = _MTA_BOILERPLATE.search(text)
     if wording is None and include_generic:
         wording = _FAILURE_WORDING.search(text)
     if wording is None:
         return None
     return f'bounce wording in the text: "{" ".join(wording.split())[:60]}"'
+
+
+# The first sentence of a notice that only mail servers write, in any era (Sendmail, qmail,
+# Exim, Postfix, Exchange, Lotus Notes, GroupWise): near the top of a message that is neither
+# a reply nor a forward, it is a bounce even when no header says so (old and home-grown mail
+# systems send them with an ordinary sender and no report structure).
+MTA_OPENING_WINDOW = 600
+_MTA_OPENING = _Wording(
+    r"""(?:"""
+    + _MTA_OPENING_SENTENCES
+    + r"""      | -{3,}\ ?transcript\ of\ session\ follows
+      | this\ is\ a\ warning\ message\ only
+      | i'm\ afraid\ i\ wasn't\ able\ to\ deliver
+      | delivery\ (?:to\ the\ following\ recipients?\ )?(?:failed|has\ been\ delayed)
+      | delivery\ has\ failed\ to\ these\ recipients
+      | your\ message\ did\ not\ reach\ some\ or\ all\ of\ the\ intended\ recipients
+      | the\ following\ addresses\ had\ (?:permanent\ |transient\ )?(?:fatal\ |non-fatal\ )?errors
+      | could\ not\ be\ delivered\ to\ one\ or\ more\ recipients
+      | the\ message\ that\ you\ sent\ was\ undeliverable
+      | your\ message\ was\ not\ delivered\ to
+    )""",
+    re.VERBOSE,
+    anchors="qmail-send|mail delivery|mail system|delivery agent|was received|transcript"
+    "|warning|deliver|intended|following addresses",
+)
+# A person answering or forwarding puts one of these in front of the subject.
+_REPLY_OR_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:re|aw|sv|vs|odp|ответ|fwd?|wg|tr|rv|i|enc|doorst)\s?[:：]", re.IGNORECASE
+)
+
+
+def _mta_opening_reason(facts: _Facts) -> str | None:
+    if _REPLY_OR_FORWARD_SUBJECT.match(facts.subject):
+        return None
+    opening = _MTA_OPENING.search(facts.unquoted_top[:MTA_OPENING_WINDOW])
+    if opening is None:
+        return None
+    return f'mail-server notice at the top of the text: "{" ".join(opening.split())[:60]}"'
+
+
+# A warning that delivery is late, not that it failed (RFC 3464 "delayed"; Sendmail's
+# "Warning: could not send message for past 4 hours"; Exchange's and Gmail's "(Delay)").
+_DELAY_WORDING = _Wording(
+    r"""(?:
+        this\ is\ a\ warning\ message\ only
+      | you\ do\ not\ need\ to\ resend\ your\ message
+      | message\ still\ undelivered\ after
+      | will\ keep\ trying\ until
+      | delivery\ (?:to\ the\ following\ recipients?\ )?has\ been\ delayed
+      | delivery\ is\ delayed
+      | has\ not\ yet\ been\ delivered
+      | (?:still\ being|will\ be)\ retried
+      | could\ not\ send\ message\ for\ past
+      | no\ action\ is\ required\ on\ your\ part
+    )""",
+    re.VERBOSE,
+    anchors="warning|resend|undelivered|keep trying|delayed|not yet been|retried|could not send"
+    "|no action",
+)
+_DELAY_SUBJECT = re.compile(
+    r"""^\s*(?:\[[^\]]{0,60}\]\s*)?(?:
+        warning:\ (?:could\ not\ send|message\ .{0,80}\ delayed)
+      | delayed\ (?:mail|delivery)
+      | (?:mail\ )?delivery\ (?:delayed|delay)
+      | .{0,80}\((?:delay|delayed|retardo|verzögerung|retard|ritardo|vertraging|atraso)\)
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _is_temporary(facts: _Facts, verdict: _Verdict) -> bool:
+    """Whether a bounce is only a delay warning: the report says so, or (without a report)
+    the subject or the notice does."""
+    if verdict.temporary is not None:
+        return verdict.temporary
+    if _DELAY_SUBJECT.match(facts.subject):
+        return True
+    return _DELAY_WORDING.search(facts.unquoted_top) is not None
+
+
+# Out-of-office notices, recognised by their text when no header marks them (Exchange often
+# sends none). All three must be there: the absence, when it ends, and what a notice says
+# that a person answering the discussion does not (urgent matters, whom to contact, that the
+# answer is automatic). People write about holidays too, but rarely all three.
+_ABSENCE = re.compile(
+    r"""out\ of\ (?:the\ )?office | away\ from\ (?:the\ |my\ )?(?:office|desk)
+      | on\ (?:annual\ |parental\ |maternity\ |paternity\ |sick\ |study\ )?leave
+      | on\ (?:vacation|holiday|holidays|business\ travel) | currently\ away
+      | (?:will\ be|i\ am|i'm)\ (?:traveling|travelling)
+      | not\ in\ the\ office | abwesend | nicht\ im\ büro | im\ urlaub | au(?:ß|ss)er\ haus
+      | \bsuis\ absente? | en\ congés? | hors\ du\ bureau | en\ vacances
+      | fuera\ de\ la\ oficina | de\ vacaciones | \bausente | fuori\ (?:sede|ufficio)
+      | in\ ferie | \bassente | afwezig | niet\ op\ kantoor | met\ vakantie
+      | fora\ do\ escritório | de\ férias | (?:är|er)\ (?:ledig|borta|på\ (?:semester|ferie))
+      | fraværende | olen\ (?:lomalla|poissa) | na\ urlopie | nieobecn | mimo\ kancelář
+      | na\ dovolené | в\ отпуске | отсутству | вне\ офиса | izinliyim | ofis\ dışında
+      | 不在 | 休暇 | 休假""",
+    re.VERBOSE,
+)
+_ABSENCE_ENDS = re.compile(
+    r"""back\ (?:on|in|at|by) | return(?:ing)?\ (?:on|to\ (?:the\ )?(?:office|work))
+      | (?:upon|on|after)\ my\ return | \buntil\  | zurück | wieder\ (?:im\ büro|erreichbar)
+      | \bbis\  | de\ retour | jusqu'au | à\ mon\ retour | hasta\ el | a\ mi\ (?:regreso|vuelta)
+      | fino\ al | al\ mio\ rientro | tot\ en\ met | terug\ op | \baté\  | regresso
+      | tillbaka | tilbake | palaan | do\ dnia | wracam | вернусь | \bдо\  | döneceğim
+      | 戻り | 返回 | during\ (?:that|this|my)\ (?:time|absence) | \d\ ?[-–]\ ?\d
+      | \b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b""",
+    re.VERBOSE,
+)
+_NOTICE_CUES = re.compile(
+    r"""(?:limited|intermittent)\ access\ to | (?:no|without)\ access\ to\ (?:my\ )?e-?mail
+      | urgent | pressing | immediate\ (?:assistance|attention|help)
+      | dringend | urgence | urgencia | urgenz | spoed | brådskande | haster | kiireellis
+      | pilnych | срочн | \bacil | 緊急 | 紧急 | please\ contact | wenden\ sie\ sich
+      | vertretung | veuillez\ contacter | contactez | póngase\ en\ contacto | contacte\ con
+      | contattare | contact\ opnemen | entre\ em\ contato | kontakta | ota\ yhteyttä
+      | skontaktuj | обращайтесь | this\ is\ an\ auto(?:matic|mated) | automatically\ generated
+      | automatische\ antwort | réponse\ automatique | respuesta\ automática
+      | risposta\ automatica | automatisch\ antwoord | resposta\ automática
+      | automatiskt?\ svar | automaattinen\ vastaus | automatyczna\ odpowiedź
+      | автоматический\ ответ | otomatik\ yanıt | 自動 | 自动
+      | will\ not\ be\ (?:forwarded|read) | nicht\ weitergeleitet""",
+    re.VERBOSE,
+)
+
+
+# Every match of _NOTICE_CUES contains one of these: plain substring tests rule out almost
+# every reply before any pattern runs (a reply passes through this check on every ingest).
+_NOTICE_STEMS = (
+    "access", "urgen", "pressing", "immediate", "dringend", "spoed", "brådskande", "haster",
+    "kiireellis", "pilnych", "срочн", "acil", "緊急", "紧急", "contact", "contat", "wenden",
+    "vertretung", "kontakt", "yhteyt", "обращ", "autom", "автомат", "otomat", "自動", "自动",
+    "will not be", "weitergeleitet",
+)  # fmt: skip
+
+
+def _out_of_office_reason(facts: _Facts) -> str | None:
+    text = _lowercase_as_matched(facts.unquoted_top[:OUT_OF_OFFICE_WINDOW])
+    if not any(stem in text for stem in _NOTICE_STEMS):
+        return None
+    absence = _ABSENCE.search(text)
+    if absence is None or not _ABSENCE_ENDS.search(text) or not _NOTICE_CUES.search(text):
+        return None
+    return f'out-of-office wording in the text: "{absence.group(0)}"'
 
 
 # --------------------------------------------------------------------------
@@ -1064,6 +1250,12 @@ def _heuristic_verdict(facts: _Facts) -> _Verdict:
         return _Verdict("auto_reply", tuple(strong + context))
     if signals.explicitly_human:
         return _Verdict("reply", ("Auto-Submitted: no (RFC 3834)",))
+    opening = _safely(lambda: _mta_opening_reason(facts), None)
+    if opening:
+        return _Verdict("bounce", (opening,))
+    out_of_office = _safely(lambda: _out_of_office_reason(facts), None)
+    if out_of_office:
+        return _Verdict("auto_reply", (out_of_office,))
     return _Verdict("reply", ("no machine-mail signs",))
 
 
@@ -1093,13 +1285,16 @@ def _verdict(facts: _Facts) -> _Verdict:
 def _finish(facts: _Facts, verdict: _Verdict) -> Classification:
     original_id = _original_message_id(facts, verdict.kind, verdict.original_message_id)
     failed: tuple[str, ...] = ()
+    reasons = verdict.reasons
     if verdict.kind == "bounce":
         failed = verdict.failed_recipients or _safely(
             lambda: _failed_recipients_from_text(facts), ()
         )
+        if _safely(lambda: _is_temporary(facts, verdict), False):
+            reasons = (*reasons, TEMPORARY_FAILURE)
     return Classification(
         kind=verdict.kind,
-        reasons=verdict.reasons,
+        reasons=reasons,
         original_message_id=original_id,
         failed_recipients=failed,
     )

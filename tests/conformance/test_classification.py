@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mailthreads.mail.classify import classify
+from mailthreads.mail.classify import TEMPORARY_FAILURE, classify
 
 KINDS = ("reply", "auto_reply", "bounce", "feedback_report", "other")
 MACHINE_KINDS = frozenset(KINDS) - {"reply"}
@@ -212,3 +213,55 @@ def test_only_known_misses(results: list[tuple[Case, str, tuple[str, ...]]]) -> 
         print(f"{name}: {detail} -- {KNOWN_MISSES.get(name, 'NEW MISS')}")
     unexpected = {name: detail for name, detail in misses.items() if name not in KNOWN_MISSES}
     assert unexpected == {}
+
+
+# A delay warning, told by the plainest signs: every RFC 3464 Action is "delayed", or (without
+# a report) the subject says so. Independent of classify's own rules, to check its
+# "temporary" marker (which must never be on a bounce that returned the mail for good).
+_ACTION = re.compile(rb"(?im)^action:\s*([a-z]+)")
+_DELAY_IN_SUBJECT = re.compile(r"delay|warning: could not send", re.IGNORECASE)
+
+
+def _is_delay_warning(raw: bytes) -> bool:
+    actions = {action.lower() for action in _ACTION.findall(raw)}
+    if actions:
+        return actions == {b"delayed"}
+    subject = str(email.message_from_bytes(raw).get("Subject", ""))
+    return _DELAY_IN_SUBJECT.search(subject) is not None
+
+
+def test_temporary_marker_only_on_delay_warnings(
+    results: list[tuple[Case, str, tuple[str, ...]]],
+) -> None:
+    bounces = [(case, reasons) for case, kind, reasons in results if kind == "bounce"]
+    marked = {case.name for case, reasons in bounces if TEMPORARY_FAILURE in reasons}
+    delays = {case.name for case, _ in bounces if _is_delay_warning(case.raw)}
+    print(
+        f"bounces marked temporary: {len(marked)}; delay warnings by their plain signs: "
+        f"{len(delays)}"
+    )
+    assert marked == delays, (sorted(marked - delays), sorted(delays - marked))
+
+
+# Out-of-office replies whose headers are removed (Exchange often sends none): the ones whose
+# text says so must still be auto-replies. The others ("I'm only sleeping.", Zammad's "Some
+# Text") carry no wording to go by.
+_RESPONDER_HEADERS = (
+    "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From",
+    "X-Auto-Response-Suppress", "X-MS-Exchange-Inbox-Rules-Loop", "X-Apple-Action", "X-Mailer",
+    "Precedence", "Return-Path",
+)  # fmt: skip
+OUT_OF_OFFICE_BY_TEXT = (
+    "sisimai_bounces/maildir/rfc3834-01.eml",
+    "sisimai_bounces/maildir/rfc3834-02.eml",
+    "sisimai_bounces/maildir/rfc3834-04.eml",
+)
+
+
+@pytest.mark.parametrize("relative", OUT_OF_OFFICE_BY_TEXT)
+def test_out_of_office_without_its_headers(corpora: Path, relative: str) -> None:
+    message = email.message_from_bytes((corpora / relative).read_bytes())
+    for name in _RESPONDER_HEADERS:
+        del message[name]
+    message.replace_header("Subject", "Re: A post")
+    assert classify(message).kind == "auto_reply"

@@ -8,6 +8,12 @@ for "contains" cases, when every expected fragment is in the visible text).
 The sets disagree in places, so some cases are given up on purpose; they are listed in
 KNOWN_FAILURES with the reason. The list is checked both ways: a listed case that passes
 must be removed from it, and a failing case that is not listed is a regression.
+
+Besides exact matches, the two directions of a miss are counted apart, because they do not
+weigh the same: over-trimming (words the correspondent wrote, other than the signature or
+sign-off, missing from the visible text) hides a reader's comment; under-trimming (visible
+lines the expected answer does not have) only shows too much. Over-trimming must stay at zero
+apart from the cases in OVER_TRIMMING_ALLOWED.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mailthreads.mail.cleanup import split_reply
+from mailthreads.mail.cleanup import ReplyParts, split_reply
 
 SETS = (
     "email_reply_trimmer",
@@ -88,6 +94,10 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         "we keep the stray text"
     ),
 }
+
+# Cases where words the correspondent wrote are missing from the visible text, with the reason.
+# Checked both ways like KNOWN_FAILURES.
+OVER_TRIMMING_ALLOWED: dict[tuple[str, str], str] = {}
 
 # Upstream (github_email_reply_parser) requires these to parse in under a second.
 PERFORMANCE_GUARDS = ("pathological", "email_long_quote")
@@ -169,18 +179,52 @@ def _load_cases(corpora: Path) -> Iterator[Case]:
 @dataclass(frozen=True)
 class Outcome:
     case: Case
-    visible: str
+    parts: ReplyParts
+
+    @property
+    def visible(self) -> str:
+        return self.parts.visible
 
     @property
     def passed(self) -> bool:
         return self.case.passes(self.visible)
+
+    @property
+    def over_trimmed(self) -> list[str]:
+        """The correspondent's own lines (or expected fragments) missing from the visible text
+        and not in the signature part (a sign-off moved there is not hidden text)."""
+        if self.case.expected_visible is None:
+            return [f for f in self.case.expected_fragments if f not in self.visible]
+        shown = set(_content_lines(self.visible)) | set(_content_lines(self.parts.signature))
+        return [
+            line
+            for line in _content_lines(self.case.expected_visible)
+            if _is_own_words(line) and line not in shown
+        ]
+
+    @property
+    def under_trimmed(self) -> list[str]:
+        """Visible lines that the expected answer does not have."""
+        if self.case.expected_visible is None:
+            return []
+        expected = set(_content_lines(self.case.expected_visible))
+        return [line for line in _content_lines(self.visible) if line not in expected]
+
+
+def _content_lines(text: str) -> list[str]:
+    return [line.strip() for line in normalise(text).split("\n") if line.strip()]
+
+
+def _is_own_words(line: str) -> bool:
+    # Quoted lines are someone else's words; a separator line ("-----") carries none.
+    return not line.startswith(">") and any(char.isalnum() for char in line)
 
 
 @pytest.fixture(scope="module")
 def outcomes(corpora: Path) -> list[Outcome]:
     cases = list(_load_cases(corpora))
     assert cases, f"no trimming cases found under {corpora}"
-    return [Outcome(case, split_reply(case.text).visible) for case in cases]
+    return [Outcome(case, split_reply(case.text)) for case in cases]
 
 
 def _scores(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
@@ -245,3 +289,74 @@ def test_upstream_performance_guards(corpora: Path, name: str) -> None:
     started = time.perf_counter()
     split_reply(text)
     assert time.perf_counter() - started < 1.0
+
+
+def test_over_and_under_trimming(outcomes: list[Outcome]) -> None:
+    """Per set: exact matches, cases that hide the correspondent's words (over-trimmed) and
+    cases that show more than expected (under-trimmed)."""
+    over = {}
+    for set_name in SETS:
+        in_set = [o for o in outcomes if o.case.set_name == set_name]
+        over_in_set = [o for o in in_set if o.over_trimmed]
+        under_in_set = [o for o in in_set if o.under_trimmed]
+        print(
+            f"{set_name:28s} {len(in_set):3d} cases: {sum(o.passed for o in in_set):3d} exact,"
+            f" {len(over_in_set)} over-trimmed, {len(under_in_set)} under-trimmed"
+            f" {sorted(o.case.name for o in under_in_set)}"
+        )
+        over.update({o.case.key: o.over_trimmed for o in over_in_set})
+    unexpected = {key: lines for key, lines in over.items() if key not in OVER_TRIMMING_ALLOWED}
+    assert not unexpected, f"the correspondent's words are hidden: {unexpected}"
+    no_longer = sorted(set(OVER_TRIMMING_ALLOWED) - set(over))
+    assert not no_longer, f"remove from OVER_TRIMMING_ALLOWED, no longer over-trimmed: {no_longer}"
+
+
+# Real list mail from the shared threading corpora (not a trimming reference set), checked by
+# hand: (the visible text ends with, a line that must not be visible, the signature starts
+# with). Each shows one of the shapes of issue 14.
+REAL_LIST_MAIL = {
+    # a trailing quote under its "a écrit :" header, then "Thanks" and a "-- " signature
+    "fedora_devel_2010_01_threading/messages/00266.eml": (
+        "Yes, of course ;-)",
+        ">  Nice to have you back!",
+        "Thanks\n-- ",
+    ),
+    # a trailing quote, then "Thanks," and a "-- " signature
+    "perf_extra/notmuch_lkml/cur_1382298587.002878_2_.eml": (
+        "parsing patches get in.",
+        "> http://patchwork.ozlabs.org/patch/53674/",
+        "Thanks,\n-- \nSuresh Jayaraman",
+    ),
+    # a signature under a line of dashes
+    "fedora_devel_2010_01_threading/messages/00078.eml": (
+        "I'll take it.",
+        "Mathieu Bridon",
+        "----------\nMathieu Bridon",
+    ),
+    # "- Name" sign-offs
+    "fedora_devel_2010_01_threading/messages/00183.eml": (
+        'should "just work".',
+        "- Owen",
+        "- Owen",
+    ),
+    "notmuch_threading/default_eml/cur__31.eml": (
+        "We can implement these with fgets() and strncpy() though.",
+        "- Jiang",
+        "- Jiang",
+    ),
+    # "Thanks!" and a name
+    "fedora_devel_2010_01_threading/messages/00001.eml": (
+        "Appreciate any inputs,",
+        "SK",
+        "Thanks!\n\nSK",
+    ),
+}
+
+
+@pytest.mark.parametrize("relative", sorted(REAL_LIST_MAIL))
+def test_real_list_mail(corpora: Path, relative: str) -> None:
+    ends_with, hidden, signature = REAL_LIST_MAIL[relative]
+    parts = split_reply(_plain_body(corpora / relative))
+    assert parts.visible.rstrip().endswith(ends_with), parts.visible[-300:]
+    assert hidden not in parts.visible.split("\n")
+    assert parts.signature.startswith(signature), parts.signature
