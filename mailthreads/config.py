@@ -312,6 +312,7 @@ def _imap_accounts(reader: _Reader, value: Any) -> tuple[ImapAccount, ...]:
         token_command = reader.string(table, section, "oauth2_token_command")
         if auth == "oauth2" and not token_command:
             reader.problem(f"{section}.oauth2_token_command", 'is required when auth = "oauth2"')
+        _one_password_source(reader, table, section)
         if auth == "password" and not (password_env or password_command):
             reader.problem(f"{section}.password_env",
                            "give password_env or password_command (never the password itself)")
@@ -361,6 +362,7 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
     reader.only(table, section, set(defaults._fields))
     security = reader.choice(table, section, "security", ("tls", "starttls", "none"),
                              defaults.security)
+    _one_password_source(reader, table, section)
     return Outgoing(
         host=reader.string(table, section, "host") or defaults.host,
         port=reader.positive_int(table, section, "port", 465 if security == "tls" else 587),
@@ -371,6 +373,14 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
         save_to_sent=reader.boolean(table, section, "save_to_sent", defaults.save_to_sent),
         timeout=reader.positive_number(table, section, "timeout", defaults.timeout),
     )
+
+
+def _one_password_source(reader: _Reader, table: dict[str, Any], section: str) -> None:
+    """Both would leave the reader guessing which one wins: ``credentials.resolve_secret``
+    never has to choose."""
+    if "password_env" in table and "password_command" in table:
+        reader.problem(f"{section}.password_command",
+                       "give password_env or password_command, not both")
 
 
 class _Reader:

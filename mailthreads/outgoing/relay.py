@@ -14,14 +14,13 @@ or a setting must change first (a certificate, TLS on a plain port, a 5xx answer
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
 
 from ..config import Outgoing
-from ..credentials import CredentialError, secret_from_command
+from ..credentials import CredentialError, resolve_secret
 from ..transport.connect_failure import Setting, classify
 
 
@@ -32,10 +31,6 @@ class RelayError(Exception):
         super().__init__(text)
         self.maybe_sent = maybe_sent
         self.temporary = temporary
-
-
-class PasswordError(Exception):
-    """The password could not be had from the environment or the password command."""
 
 
 @dataclass(frozen=True)
@@ -59,28 +54,6 @@ def problems(outgoing: Outgoing | None) -> list[str]:
     return found
 
 
-def resolve_password(password_env: str | None, password_command: str | None,
-                     what: str) -> str:
-    """The password from ``$password_env``, else the first line of ``password_command``'s output.
-
-    The command runs through the shell, as in mutt or isync (``pass show mail/x``).
-    The environment comes first here; the IMAP poller (``imap.account_secret``) tries the
-    command first. Both read commands with ``credentials.secret_from_command``.
-    """
-    if password_env:
-        value = os.environ.get(password_env)
-        if value:
-            return value
-        if not password_command:
-            raise PasswordError(f"{what}: environment variable {password_env} is not set")
-    if password_command:
-        try:
-            return secret_from_command(password_command, "password_command")
-        except CredentialError as error:
-            raise PasswordError(f"{what}: {error}") from None
-    raise PasswordError(f"{what}: give password_env or password_command")
-
-
 def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], *,
          context: ssl.SSLContext | None = None) -> Sent:
     """Deliver ``raw`` to the relay for ``recipients``; raises ``RelayError``."""
@@ -88,10 +61,9 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
     password = None
     if outgoing.username:
         try:
-            password = resolve_password(outgoing.password_env, outgoing.password_command,
-                                        "[outgoing]")
-        except PasswordError as error:
-            raise RelayError(str(error), temporary=False) from None
+            password = resolve_secret(outgoing.password_env, outgoing.password_command)
+        except CredentialError as error:
+            raise RelayError(f"[outgoing]: {error}", temporary=False) from None
     context = context or ssl.create_default_context()
     try:
         client = _connect(outgoing, context)
