@@ -22,13 +22,12 @@ from imapclient.imapclient import SENT
 
 from ...config import ImapAccount
 from ...credentials import CredentialError, resolve_secret
+from ...errors import Failure
 from ..connect_failure import Setting, classify
 
 
-class ImapFailure(Exception):
+class ImapFailure(Failure):
     """One line for the user; ``temporary`` when trying again later may succeed."""
-
-    temporary = False
 
     def __init__(self, account: str, text: str):
         self.account = account
