@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .mail.limits import Limits  # the [limits] table; mail/ takes it without importing config
+
 APP_NAME = "mailthreads"
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -44,24 +46,6 @@ class Author(NamedTuple):
 
 class Posts(NamedTuple):
     create_on_first_reply: bool = True
-
-
-class Limits(NamedTuple):
-    """Caps for hostile input, shared by every transport."""
-
-    max_message_size: int = 25 * 1024 * 1024
-    max_header_size: int = 256 * 1024
-    max_mime_parts: int = 500
-    max_mime_depth: int = 20
-    # Parameters of one Content-Type or Content-Disposition (CPython splits them in quadratic
-    # time), and nesting of HTML blockquotes and lists (html2text's output grows with its square).
-    max_header_parameters: int = 100
-    max_html_depth: int = 100
-    # The budget of one message's analysis (parse, trim, classify), enforced in a worker
-    # process that is replaced when a message goes over: wall-clock seconds, and bytes of
-    # memory on top of what the worker holds before it starts on the message.
-    max_parse_seconds: float = 30.0
-    max_parse_memory: int = 512 * 1024 * 1024
 
 
 class Listener(NamedTuple):
