@@ -36,6 +36,7 @@ from functools import cached_property
 from typing import Literal, TypeVar
 
 from .limits import Limits
+from .threader import bare_message_id
 
 __all__ = [
     "Classification",
@@ -150,14 +151,8 @@ def _param(part: Message, name: str) -> str:
 
 
 def _bare_message_id(value: str) -> str | None:
-    """``<abc@host>`` (possibly with comments or junk around it) -> ``abc@host``."""
-    bracketed = re.search(r"<\s*([^<>\s]+?)\s*>", value)
-    if bracketed:
-        return bracketed.group(1)
-    tokens = value.strip().split()
-    if tokens and "@" in tokens[0]:
-        return tokens[0].strip("<>")
-    return None
+    """``threader.bare_message_id``, None when there is no id."""
+    return bare_message_id(value) or None
 
 
 def _decode_transfer_encoding(raw: bytes, encoding: str) -> bytes:
