@@ -4,7 +4,7 @@ parser accept, so a report's evidence late in a long message is not missed."""
 import pytest
 
 from mailthreads.config import Limits
-from mailthreads.mail.analysis import analyze
+from mailthreads.mail.analysis import analyse
 
 
 def report_after(fillers: int) -> bytes:
@@ -20,5 +20,5 @@ def report_after(fillers: int) -> bytes:
 
 @pytest.mark.parametrize("limits", [None, Limits(max_mime_parts=260)])
 def test_the_classifier_reads_every_part_the_parser_accepts(limits):
-    analysis = analyze(report_after(250), limits)
+    analysis = analyse(report_after(250), limits)
     assert analysis.kind == "bounce", analysis.kind_reasons

@@ -43,7 +43,7 @@ class Analysis:
     attachments: tuple[Attachment, ...]
 
 
-def analyze(raw: bytes, limits: Limits | None = None,
+def analyse(raw: bytes, limits: Limits | None = None,
             envelope_sender: str | None = None) -> Analysis:
     """Raises ``parse.Unparseable`` with the quarantine reason."""
     limits = limits or Limits()
