@@ -13,10 +13,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .mail.limits import Limits  # the [limits] table; mail/ takes it without importing config
+# The [limits] and [addresses] tables' types live in mail/, which never imports the config.
+from .mail.limits import Limits
+from .mail.routing import SLUG_PATTERN as SLUG_PATTERN  # re-exported for its readers
+from .mail.routing import Addresses
 
 APP_NAME = "mailthreads"
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_PATTERN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _LOCAL_PART_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -29,14 +31,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
-
-
-class Addresses(NamedTuple):
-    domain: str = "localhost"
-    local_part: str = "reply"
-    separator: str = "+"
-    catch_all_domain: str | None = None
-    secret: str | None = None
 
 
 class Author(NamedTuple):
