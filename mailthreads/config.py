@@ -13,8 +13,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+# The [limits] and [addresses] tables' types live in mail/, which never imports the config.
+from .mail.limits import Limits
+from .mail.routing import SLUG_PATTERN as SLUG_PATTERN  # re-exported for its readers
+from .mail.routing import Addresses
+
 APP_NAME = "mailthreads"
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_PATTERN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _LOCAL_PART_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -29,14 +33,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-class Addresses(NamedTuple):
-    domain: str = "localhost"
-    local_part: str = "reply"
-    separator: str = "+"
-    catch_all_domain: str | None = None
-    secret: str | None = None
-
-
 class Author(NamedTuple):
     name: str = ""
     addresses: tuple[str, ...] = ()
@@ -44,24 +40,6 @@ class Author(NamedTuple):
 
 class Posts(NamedTuple):
     create_on_first_reply: bool = True
-
-
-class Limits(NamedTuple):
-    """Caps for hostile input, shared by every transport."""
-
-    max_message_size: int = 25 * 1024 * 1024
-    max_header_size: int = 256 * 1024
-    max_mime_parts: int = 500
-    max_mime_depth: int = 20
-    # Parameters of one Content-Type or Content-Disposition (CPython splits them in quadratic
-    # time), and nesting of HTML blockquotes and lists (html2text's output grows with its square).
-    max_header_parameters: int = 100
-    max_html_depth: int = 100
-    # The budget of one message's analysis (parse, trim, classify), enforced in a worker
-    # process that is replaced when a message goes over: wall-clock seconds, and bytes of
-    # memory on top of what the worker holds before it starts on the message.
-    max_parse_seconds: float = 30.0
-    max_parse_memory: int = 512 * 1024 * 1024
 
 
 class Listener(NamedTuple):
@@ -312,6 +290,7 @@ def _imap_accounts(reader: _Reader, value: Any) -> tuple[ImapAccount, ...]:
         token_command = reader.string(table, section, "oauth2_token_command")
         if auth == "oauth2" and not token_command:
             reader.problem(f"{section}.oauth2_token_command", 'is required when auth = "oauth2"')
+        _one_password_source(reader, table, section)
         if auth == "password" and not (password_env or password_command):
             reader.problem(f"{section}.password_env",
                            "give password_env or password_command (never the password itself)")
@@ -361,6 +340,7 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
     reader.only(table, section, set(defaults._fields))
     security = reader.choice(table, section, "security", ("tls", "starttls", "none"),
                              defaults.security)
+    _one_password_source(reader, table, section)
     return Outgoing(
         host=reader.string(table, section, "host") or defaults.host,
         port=reader.positive_int(table, section, "port", 465 if security == "tls" else 587),
@@ -371,6 +351,14 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
         save_to_sent=reader.boolean(table, section, "save_to_sent", defaults.save_to_sent),
         timeout=reader.positive_number(table, section, "timeout", defaults.timeout),
     )
+
+
+def _one_password_source(reader: _Reader, table: dict[str, Any], section: str) -> None:
+    """Both would leave the reader guessing which one wins: ``credentials.resolve_secret``
+    never has to choose."""
+    if "password_env" in table and "password_command" in table:
+        reader.problem(f"{section}.password_command",
+                       "give password_env or password_command, not both")
 
 
 class _Reader:

@@ -1,4 +1,5 @@
-"""Secrets that never sit in the config file: the output of a command the user names.
+"""Secrets that never sit in the config file: an environment variable or the output of a
+command the user names.
 
 Commands run through the shell, like mutt's or mbsync's PassCmd, so ``pass show mail/x`` and
 pipes work; only the first line of their output is used (password managers print more).
@@ -6,6 +7,7 @@ pipes work; only the first line of their output is used (password managers print
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 COMMAND_TIMEOUT = 60.0
@@ -32,3 +34,22 @@ def secret_from_command(command: str, what: str) -> str:
     if not lines or not lines[0]:
         raise CredentialError(f"{what} printed nothing")
     return lines[0]
+
+
+def resolve_secret(password_env: str | None, password_command: str | None,
+                   command_key: str = "password_command") -> str:
+    """The one way to a secret, for the relay and the IMAP poller alike.
+
+    ``$password_env`` if that is named, else the first line of ``password_command``'s output;
+    config validation refuses both for one account, so the order never picks between them.
+    ``command_key`` names the command's setting in messages (``oauth2_token_command``).
+    Raises ``CredentialError`` with one line the caller prefixes with the account.
+    """
+    if password_env:
+        value = os.environ.get(password_env)
+        if not value:
+            raise CredentialError(f"environment variable {password_env} is not set")
+        return value
+    if password_command:
+        return secret_from_command(password_command, command_key)
+    raise CredentialError("give password_env or password_command")

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .db import make_data_directory
-
-# sysexits.h: try again later (a server unreachable, a lock held); cron and systemd treat it as
-# a failure, and systemd's Restart= retries it. Every command uses this one.
-EX_TEMPFAIL = 75
+from .errors import Failure
 
 
-class LockHeld(Exception):
-    """Another process holds the lock; the text says which and what to do."""
+class LockHeld(Failure):
+    """Another process holds the lock; the text says which and what to do. Try again later."""
+
+    temporary = True
 
 
 def lock_path_for(database: Path, purpose: str) -> Path:

@@ -112,3 +112,17 @@ def test_listener_peers_are_ip_addresses_or_networks(tmp_path):
     ]
     path = write(tmp_path, '[listener]\ntrusted_peers = []\nmax_commands = 0\n')
     assert load(path).listener.trusted_peers == ()
+
+
+@pytest.mark.parametrize("section", ["[[imap]]\nhost = \"imap.example\"", "[outgoing]"])
+def test_both_password_settings_are_one_config_error(tmp_path, section):
+    path = write(tmp_path, f"""
+{section}
+password_env = "MAIL_PASSWORD"
+password_command = "pass show mail"
+""")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    key = "imap[0]" if "imap" in section else "outgoing"
+    assert caught.value.problems == [
+        f"{path}: {key}.password_command: give password_env or password_command, not both"]

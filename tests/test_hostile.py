@@ -27,7 +27,7 @@ from smtp_support import REPO, Serve, query, wait_for, write_config
 from mailthreads.config import Config, Limits
 from mailthreads.db import open_database
 from mailthreads.ingest import analyze_or_reason
-from mailthreads.mail.analysis import Analysis, analyze
+from mailthreads.mail.analysis import Analysis, analyse
 from mailthreads.mail.parse import Unparseable, parse
 
 _HEADER = (b"From: Jane Reader <jane@example.com>\r\nTo: reply+why-i-blog@blog.example\r\n"
@@ -92,14 +92,14 @@ def test_html_nested_past_the_cap_is_quarantined_not_converted():
         "HTML blockquotes and lists nested over 50 deep"
     # Lists count too; closed tags give their depth back.
     lists = ("<ul><li>a" * 40 + "</ul>" * 40) * 3
-    analysis = analyze(_HEADER + b"Content-Type: text/html\r\n\r\n" + lists.encode(),
+    analysis = analyse(_HEADER + b"Content-Type: text/html\r\n\r\n" + lists.encode(),
                        Limits(max_html_depth=50))
     assert analysis.body_text.count("a") == 120
 
 
 def test_the_depth_cap_leaves_html_alone_when_there_is_a_text_part():
     deep = "<blockquote>" * 200 + "hi"
-    analysis = analyze(message(body="Plain words.\n", html=deep), Limits(max_html_depth=50))
+    analysis = analyse(message(body="Plain words.\n", html=deep), Limits(max_html_depth=50))
     assert analysis.visible_text == "Plain words."
 
 

@@ -14,7 +14,7 @@ from mailfactory import message
 from test_imap import JANE, Poller, make_poller, nested, reply  # noqa: F401
 
 from mailthreads.db import open_database, store
-from mailthreads.mail.analysis import analyze
+from mailthreads.mail.analysis import analyse
 
 DOMAIN_LINE = 'domain = "blog.example"\n'
 
@@ -139,7 +139,7 @@ def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tm
     # What a later deleting command (threads delete, forget) does through store.add_tombstone:
     # this message never reached the database, and must never reach it.
     database = open_database(poller.database)
-    store.add_tombstone(database.conn, "forget", identity_sha256=analyze(forgotten).identity_sha256)
+    store.add_tombstone(database.conn, "forget", identity_sha256=analyse(forgotten).identity_sha256)
     database.conn.commit()
     database.conn.close()
 

@@ -55,3 +55,10 @@ def test_bare_message_id():
     assert bare_message_id("abc@example.com") == "abc@example.com"
     assert bare_message_id("not an id") == ""
     assert bare_message_id("") == ""
+
+
+def test_bare_message_id_reads_ids_with_junk_around_them():
+    # The classifier's cases, now read by the same function.
+    assert bare_message_id("< abc@example.com >") == "abc@example.com"
+    assert bare_message_id("abc@example.com (the original)") == "abc@example.com"
+    assert bare_message_id("Your message <abc@example.com> of Monday") == "abc@example.com"

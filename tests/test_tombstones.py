@@ -8,7 +8,7 @@ import smtplib
 from smtp_support import Serve, message, query, wait_for, write_config
 
 from mailthreads.db import open_database, store
-from mailthreads.mail.analysis import analyze
+from mailthreads.mail.analysis import analyse
 
 
 def test_a_deleted_message_sent_again_by_smtp_is_not_filed(tmp_path):
@@ -16,7 +16,7 @@ def test_a_deleted_message_sent_again_by_smtp_is_not_filed(tmp_path):
     forgotten = message(message_id="forgotten@example.com", body="Please forget this.\n")
     kept = message(message_id="kept@example.com", body="Keep this one.\n")
     db = open_database(database)
-    store.add_tombstone(db.conn, "forget", identity_sha256=analyze(forgotten).identity_sha256)
+    store.add_tombstone(db.conn, "forget", identity_sha256=analyse(forgotten).identity_sha256)
     db.conn.commit()
     db.conn.close()
     with Serve(database, write_config(tmp_path)) as server:

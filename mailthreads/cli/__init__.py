@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
-from pathlib import Path
 
 import click
 
-from ..db import DatabaseError, busy_timeout
-from ..lock import EX_TEMPFAIL
+from ..db import DatabaseError
+from ..errors import Failure, top_level
 from .app import App
 
 # command name -> "module:attribute" under mailthreads.cli
@@ -52,57 +51,17 @@ class LazyGroup(click.Group):
         return self.commands.get(name)
 
     def invoke(self, ctx: click.Context) -> object:
-        # The one place where database failures become one-line messages, for every command.
+        # The one top-level handler: expected failures become one-line messages and their
+        # exit status (errors.top_level), for every command.
         try:
             return super().invoke(ctx)
-        except (sqlite3.Error, DatabaseError) as error:
+        except (sqlite3.Error, DatabaseError, Failure) as error:
             app = ctx.find_object(App)
             path = app.__dict__.get("database_path") if app is not None else None
-            failure = database_failure(error, path)
+            failure = top_level(error, path)
             if failure is None:  # not one we can explain: a bug, keep its traceback
                 raise
             raise failure from None
-
-
-class TemporaryFailure(click.ClickException):
-    """Worth trying again later: exit 75."""
-
-    exit_code = EX_TEMPFAIL
-
-
-# Primary SQLite result codes (the low byte of the extended codes Python reports).
-_BUSY, _LOCKED = sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED
-_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
-_ENVIRONMENT = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY,
-                sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_PROTOCOL}
-
-
-def database_failure(error: sqlite3.Error | DatabaseError,
-                     path: Path | None) -> click.ClickException | None:
-    """What went wrong with the database and what to do, in one line.
-
-    A lock held too long is temporary (exit 75); a damaged file, a full disk or missing
-    permissions need a person (exit 1). None for other SQLite errors (a bug, or a schema that is
-    not ours).
-    """
-    if isinstance(error, DatabaseError):
-        return click.ClickException(str(error))
-    name = str(path) if path else "the database"
-    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
-    if code in (_BUSY, _LOCKED):
-        return TemporaryFailure(
-            f"{name} is locked: another process has held its write lock for more than "
-            f"{busy_timeout():g} s (a long import, or a sqlite3 shell with an open "
-            "transaction?); try again later")
-    if code in _DAMAGED:
-        return click.ClickException(
-            f"{name} is damaged ({error}): recover what it holds with "
-            f"'sqlite3 {name} .recover | sqlite3 recovered.db' and use -d recovered.db, "
-            "or restore a backup")
-    if code in _ENVIRONMENT:
-        return click.ClickException(f"{name}: {error} (check the disk space and the "
-                                    "permissions of the file and its directory)")
-    return None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

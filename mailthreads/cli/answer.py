@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import click
 
-from ..lock import EX_TEMPFAIL
+from ..errors import exit_status
 from .app import App
 from .output import chosen_format, confirm, echo, echo_bytes, emit, output_options
 
@@ -130,10 +130,9 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
 
 def _exit_code(results: list[Any]) -> int:
     """1 if a failure needs a setting changed (retrying cannot help), else 75 if any failed."""
-    failed = [result for result in results if result.status in {"failed", "sending"}]
-    if any(result.status == "failed" and not result.temporary for result in failed):
-        return 1
-    return EX_TEMPFAIL if failed else 0
+    # "sending": a message that may or may not have gone; only a later look can tell.
+    return exit_status(result.status == "sending" or result.temporary
+                       for result in results if result.status in {"failed", "sending"})
 
 
 def _sender_name(app: App, message: dict[str, Any]) -> str:

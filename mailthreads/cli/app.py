@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from functools import cached_property
 from pathlib import Path
@@ -65,7 +64,3 @@ class App:
         from ..db import connect_read_only
 
         return connect_read_only(self.database_path)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

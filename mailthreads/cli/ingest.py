@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import EX_INTERRUPTED
 from .app import App
 from .output import chosen_format, committed_counts, dumps, echo
 
@@ -103,7 +104,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         click.echo(f"Interrupted: {committed_counts(store.delivery_counts_since(db.conn, before))}"
                    "; the rest were not taken in. Run the same command again to continue: "
                    "messages already in are not stored twice.", err=True)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(EX_INTERRUPTED) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
               "deleted": summary.deleted,

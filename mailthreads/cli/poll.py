@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..errors import EX_INTERRUPTED, exit_status
 from .app import App
 from .output import committed_counts, echo
 
 if TYPE_CHECKING:
     from ..config import ImapAccount
     from ..transport.imap.sync import FolderReport, Rescan
-
-from ..lock import EX_TEMPFAIL
 
 
 @click.command()
@@ -60,21 +59,18 @@ def poll(app: App, mode: str, names: tuple[str, ...], quiet: bool, rescan: bool,
         mailthreads poll --watch
         mailthreads poll --rescan --since 2026-11-01
     """
-    from ..lock import LockHeld, hold, lock_path_for
+    from ..lock import hold, lock_path_for
 
     accounts = _chosen_accounts(app, names)
     asked = _asked_rescan(rescan, since)
-    try:
+    try:  # a LockHeld (another poller) goes to the top-level handler: exit 75
         with hold(lock_path_for(app.database_path, "poll"), "mailthreads poll"):
             run = _watch if mode == "watch" else _once
             code = run(app, accounts, quiet, asked)
-    except LockHeld as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(EX_TEMPFAIL)
     except KeyboardInterrupt:  # before polling started, or after it ended
         click.echo("Interrupted: what was filed so far is kept.", err=True)
-        sys.exit(130)
-    sys.exit(code)
+        raise click.exceptions.Exit(EX_INTERRUPTED) from None
+    raise click.exceptions.Exit(code)
 
 
 def _chosen_accounts(app: App, names: tuple[str, ...]) -> list[ImapAccount]:
@@ -124,7 +120,7 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | N
         database.conn.rollback()
         filed = committed_counts(store.delivery_counts_since(database.conn, before))
         click.echo(f"Interrupted: {filed}; the next poll continues from there.", err=True)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(EX_INTERRUPTED) from None
     database.conn.close()
     if not quiet:
         for note in result.notes:
@@ -178,4 +174,4 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
         log(f"stopped ({stopped_by[0]}): {filed} while watching")
     for reason in shared.fatal:
         echo(f"Error: {reason}", err=True)
-    return 1 if shared.fatal else 0
+    return exit_status([False] * len(shared.fatal))  # each fatal failure needs a person

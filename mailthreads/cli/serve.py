@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..lock import EX_TEMPFAIL
 from .app import App
 
 
@@ -33,9 +32,8 @@ def serve(app: App, host: str | None, port: int | None, verbose: int) -> None:
         mailthreads serve --host 0.0.0.0 --port 25
         mailthreads -c /etc/mailthreads/config.toml serve -v
     """
-    from ..db import DatabaseError
     from ..transport.smtp.log import configure
-    from ..transport.smtp.server import Options, ServeError
+    from ..transport.smtp.server import Options
     from ..transport.smtp.server import serve as run
 
     config = app.config
@@ -47,12 +45,4 @@ def serve(app: App, host: str | None, port: int | None, verbose: int) -> None:
         verbosity=verbose,
     )
     configure(verbose)
-    try:
-        run(options)
-    except ServeError as error:
-        if error.temporary:
-            click.echo(f"Error: {error}", err=True)
-            raise SystemExit(EX_TEMPFAIL) from None
-        raise click.ClickException(str(error)) from None
-    except DatabaseError as error:
-        raise click.ClickException(str(error)) from None
+    run(options)  # a ServeError or a DatabaseError: the top-level handler (errors.top_level)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import SLUG_PATTERN, Config
 from ..db import store
-from ..mail.analysis import Analysis, analyze
+from ..mail.analysis import Analysis, analyse
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
 from ..mail.parse import Unparseable
@@ -552,7 +552,7 @@ def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysis | s
 
 def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:
     try:
-        return analyze(raw, config.limits, envelope_sender)
+        return analyse(raw, config.limits, envelope_sender)
     except Unparseable as error:
         return str(error)
     except RecursionError:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Limits
 from ..timestamps import iso
 from .classify import classify
 from .cleanup import html_to_text, split_reply
+from .limits import Limits
 from .parse import Attachment, ParsedMail, parse
 from .threader import ancestry
 
@@ -43,17 +43,19 @@ class Analysis:
     attachments: tuple[Attachment, ...]
 
 
-def analyze(raw: bytes, limits: Limits | None = None,
+def analyse(raw: bytes, limits: Limits | None = None,
             envelope_sender: str | None = None) -> Analysis:
     """Raises ``parse.Unparseable`` with the quarantine reason."""
+    limits = limits or Limits()
     parsed = parse(raw, limits)
-    return analysis_of(parsed, envelope_sender)
+    return analysis_of(parsed, envelope_sender, limits.max_mime_parts)
 
 
-def analysis_of(parsed: ParsedMail, envelope_sender: str | None = None) -> Analysis:
+def analysis_of(parsed: ParsedMail, envelope_sender: str | None = None,
+                max_parts: int = Limits().max_mime_parts) -> Analysis:
     text = parsed.text or (html_to_text(parsed.html) if parsed.html else "")
     parts = split_reply(text)
-    classification = classify(parsed.message, envelope_sender)
+    classification = classify(parsed.message, envelope_sender, max_parts)
     lineage = ancestry(parsed.message_id, parsed.in_reply_to, parsed.references)
     return Analysis(
         message_id=parsed.message_id,

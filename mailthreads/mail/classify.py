@@ -16,7 +16,8 @@ Design notes
   texts into their replies.
 * Input may be hostile or malformed.  Every check runs under ``_safely`` and
   falls through on error; the MIME walk is iterative and capped at
-  ``MAX_PARTS`` parts / ``MAX_DEPTH`` levels, and no more than
+  ``max_parts`` parts (the ``[limits] max_mime_parts`` the parser enforced) /
+  ``MAX_DEPTH`` levels, and no more than
   ``MAX_SCAN_CHARS`` characters of any text are decoded or scanned.
 """
 
@@ -34,11 +35,13 @@ from email.utils import getaddresses, parseaddr
 from functools import cached_property
 from typing import Literal, TypeVar
 
+from .limits import Limits
+from .threader import bare_message_id
+
 __all__ = [
     "Classification",
     "Kind",
     "classify",
-    "MAX_PARTS",
     "MAX_SCAN_CHARS",
     "TEMPORARY_FAILURE",
 ]
@@ -47,7 +50,8 @@ Kind = Literal["reply", "auto_reply", "bounce", "feedback_report", "other"]
 # Mail written by software, not a person: stored, never counted as discussion, never answered.
 MACHINE_KINDS = frozenset({"auto_reply", "bounce", "feedback_report", "other"})
 
-MAX_PARTS = 200
+# The configured [limits] max_mime_parts comes in by classify(); this is its default.
+DEFAULT_MAX_PARTS = Limits().max_mime_parts
 MAX_DEPTH = 20
 MAX_SCAN_CHARS = 64 * 1024
 MAX_HEADER_CHARS = 2048
@@ -147,14 +151,8 @@ def _param(part: Message, name: str) -> str:
 
 
 def _bare_message_id(value: str) -> str | None:
-    """``<abc@host>`` (possibly with comments or junk around it) -> ``abc@host``."""
-    bracketed = re.search(r"<\s*([^<>\s]+?)\s*>", value)
-    if bracketed:
-        return bracketed.group(1)
-    tokens = value.strip().split()
-    if tokens and "@" in tokens[0]:
-        return tokens[0].strip("<>")
-    return None
+    """``threader.bare_message_id``, None when there is no id."""
+    return bare_message_id(value) or None
 
 
 def _decode_transfer_encoding(raw: bytes, encoding: str) -> bytes:
@@ -218,24 +216,24 @@ class _Part:
     inside_attachment: bool
 
 
-def _children(part: Message) -> list[Message]:
+def _children(part: Message, max_parts: int = DEFAULT_MAX_PARTS) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):
-        return [child for child in payload[:MAX_PARTS] if isinstance(child, Message)]
+        return [child for child in payload[:max_parts] if isinstance(child, Message)]
     return []
 
 
-def _walk(message: Message) -> list[_Part]:
-    """Depth-first, iterative, at most MAX_PARTS parts and MAX_DEPTH levels."""
+def _walk(message: Message, max_parts: int) -> list[_Part]:
+    """Depth-first, iterative, at most ``max_parts`` parts and MAX_DEPTH levels."""
     found: list[_Part] = []
     stack: list[tuple[Message, int, bool]] = [(message, 0, False)]
-    while stack and len(found) < MAX_PARTS:
+    while stack and len(found) < max_parts:
         part, depth, inside_attachment = stack.pop()
         content_type = _content_type(part)
         found.append(_Part(part, content_type, depth, inside_attachment))
         if depth >= MAX_DEPTH or content_type == "message/delivery-status":
             continue  # delivery-status "children" are field blocks, not MIME parts
-        children = _safely(lambda p=part: _children(p), [])
+        children = _safely(lambda p=part: _children(p, max_parts), [])
         below_attachment = inside_attachment or content_type in _ATTACHED_MESSAGE_TYPES
         for child in reversed(children):
             stack.append((child, depth + 1, below_attachment))
@@ -292,8 +290,8 @@ class _Facts:
         return _all_headers(self.message, name)
 
 
-def _gather_facts(message: Message, envelope_sender: str | None) -> _Facts:
-    parts = _safely(lambda: _walk(message), [])
+def _gather_facts(message: Message, envelope_sender: str | None, max_parts: int) -> _Facts:
+    parts = _safely(lambda: _walk(message, max_parts), [])
     return _Facts(
         message=message,
         envelope_sender=envelope_sender,
@@ -1300,15 +1298,17 @@ def _finish(facts: _Facts, verdict: _Verdict) -> Classification:
     )
 
 
-def classify(message: Message, envelope_sender: str | None = None) -> Classification:
+def classify(message: Message, envelope_sender: str | None = None,
+             max_parts: int = DEFAULT_MAX_PARTS) -> Classification:
     """Classify ``message`` as a human reply or a kind of machine mail.
 
     ``envelope_sender`` is the SMTP MAIL FROM when known: ``""`` is the null
     sender ``<>``, ``None`` means unknown (the topmost Return-Path header is
-    used instead).  Never raises.
+    used instead).  ``max_parts`` caps the MIME walk: the configured
+    ``[limits] max_mime_parts``.  Never raises.
     """
     try:
-        facts = _gather_facts(message, envelope_sender)
+        facts = _gather_facts(message, envelope_sender, max_parts)
         return _finish(facts, _verdict(facts))
     except Exception:  # noqa: BLE001 - last line of defence; default to a person
         return Classification("reply", ("classification failed; assuming a person",), None)

@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 
 import mailparser
 
-from ..config import Limits
+from .limits import Limits
 from .threader import bare_message_id
 
 # mail-parser logs a warning for every part it does not render (signatures, calendars...):

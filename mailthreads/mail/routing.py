@@ -11,8 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..config import SLUG_PATTERN, Addresses
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+
+
+class Addresses(NamedTuple):
+    """The [addresses] table (read and checked by ``config``)."""
+
+    domain: str = "localhost"
+    local_part: str = "reply"
+    separator: str = "+"
+    catch_all_domain: str | None = None
+    secret: str | None = None
+
 
 _TOKEN = re.compile(r"^[a-z2-7]{16,64}$")
 

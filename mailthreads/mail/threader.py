@@ -19,6 +19,8 @@ from dataclasses import dataclass
 _WELL_FORMED_ID = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 _ANY_ID = re.compile(r"<([^<>\s]+)>")
 _ONLY_ONE_ID = re.compile(r"\s*<([^<>\s@]+@[^<>\s@]+)>\s*")
+# One id in a header value, as bare_message_id reads it: spaces inside the brackets are junk.
+_BRACKETED_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
 MAX_REFERENCES = 100
 
 
@@ -29,13 +31,20 @@ class Ancestry:
 
 
 def bare_message_id(value: str) -> str:
-    """``<abc@example.com>`` -> ``abc@example.com``; bare ids are accepted as they are."""
+    """The one Message-ID extractor: ``<abc@example.com>`` -> ``abc@example.com``.
+
+    The first bracketed id (with comments or junk around it); else a bare id as it is; else a
+    leading ``local@domain`` word followed by a comment. "" when the value holds no id.
+    """
     value = value.strip()
-    match = _ANY_ID.search(value)
+    match = _BRACKETED_ID.search(value)
     if match:
         return match.group(1)
     if value and not any(c.isspace() or c in "<>" for c in value):
         return value
+    words = value.split()
+    if words and "@" in words[0]:
+        return words[0].strip("<>")
     return ""
 
 

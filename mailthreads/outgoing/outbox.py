@@ -33,7 +33,7 @@ SENT_FOLDER_FALLBACK = "Sent"
 
 
 @dataclass(frozen=True)
-class Delivery:
+class SendResult:
     """What one attempt came to; ``text`` is the one line the user reads."""
 
     entry_id: int
@@ -102,14 +102,14 @@ def queue(conn: sqlite3.Connection, *, thread_id: int, message_id: str,
 
 
 def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: bool = False,
-            context: ssl.SSLContext | None = None) -> Delivery:
+            context: ssl.SSLContext | None = None) -> SendResult:
     """Send one outbox entry if it is pending or failed (``force``: also if maybe sent)."""
     states = (*store.OUTBOX_RETRYABLE, "sending") if force else store.OUTBOX_RETRYABLE
     entry = store.outbox_entry(conn, entry_id)
     claimed = store.claim_outbox(conn, entry_id, states)
     conn.commit()
     if not claimed:
-        return Delivery(entry_id, "skipped", _why_not(entry), entry["thread_id"])
+        return SendResult(entry_id, "skipped", _why_not(entry), entry["thread_id"])
 
     raw = entry["raw"]
     problems = relay.problems(config.outgoing)
@@ -123,7 +123,7 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
         if error.maybe_sent:
             store.finish_outbox(conn, entry_id, "sending", str(error))
             conn.commit()
-            return Delivery(entry_id, "sending", f"reply {entry_id}: {error}. Check the "
+            return SendResult(entry_id, "sending", f"reply {entry_id}: {error}. Check the "
                             f"recipient's copy or your relay's log; to send it again anyway: "
                             f"mailthreads outbox send --force {entry_id}", entry["thread_id"])
         return _failed(conn, entry, str(error), temporary=error.temporary)
@@ -140,12 +140,12 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
         conn.rollback()
         text += f"; not filed in its thread ({_one_line(error)})"
     copy = save_sent_copy(conn, config, entry_id, raw)
-    return Delivery(entry_id, "sent", text, thread, copy)
+    return SendResult(entry_id, "sent", text, thread, copy)
 
 
 def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | None = None, *,
                 force: bool = False,
-                context: ssl.SSLContext | None = None) -> list[Delivery]:
+                context: ssl.SSLContext | None = None) -> list[SendResult]:
     """Send the pending and failed entries (or those named), then the owed Sent copies."""
     # Named entries are looked at even when sent, so that the user hears why nothing happened.
     entries = store.outbox_entries(conn, ids=ids, include_sent=True) if ids \
@@ -159,7 +159,7 @@ def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | N
                 continue
             note = save_sent_copy(conn, config, owed["id"], owed["raw"])
             if note:
-                results.append(Delivery(owed["id"], "sent", f"reply {owed['id']}: {note}"))
+                results.append(SendResult(owed["id"], "sent", f"reply {owed['id']}: {note}"))
     return results
 
 
@@ -173,10 +173,10 @@ def envelope_sender(raw: bytes) -> str:
 
 
 def _failed(conn: sqlite3.Connection, entry: dict, error: str, *,
-            temporary: bool) -> Delivery:
+            temporary: bool) -> SendResult:
     store.finish_outbox(conn, entry["id"], "failed", error)
     conn.commit()
-    return Delivery(entry["id"], "failed", f"reply {entry['id']} not sent: {error}",
+    return SendResult(entry["id"], "failed", f"reply {entry['id']} not sent: {error}",
                     entry["thread_id"], temporary=temporary)
 
 

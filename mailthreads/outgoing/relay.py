@@ -14,28 +14,23 @@ or a setting must change first (a certificate, TLS on a plain port, a 5xx answer
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
 
 from ..config import Outgoing
-from ..credentials import CredentialError, secret_from_command
+from ..credentials import CredentialError, resolve_secret
+from ..errors import Failure, temporary_reply
 from ..transport.connect_failure import Setting, classify
 
 
-class RelayError(Exception):
-    """Sending failed; the text is one line for the user."""
+class RelayError(Failure):
+    """Sending failed; the text is one line for the user. Temporary unless it says not."""
 
     def __init__(self, text: str, *, maybe_sent: bool = False, temporary: bool = True):
-        super().__init__(text)
+        super().__init__(text, temporary=temporary)
         self.maybe_sent = maybe_sent
-        self.temporary = temporary
-
-
-class PasswordError(Exception):
-    """The password could not be had from the environment or the password command."""
 
 
 @dataclass(frozen=True)
@@ -59,28 +54,6 @@ def problems(outgoing: Outgoing | None) -> list[str]:
     return found
 
 
-def resolve_password(password_env: str | None, password_command: str | None,
-                     what: str) -> str:
-    """The password from ``$password_env``, else the first line of ``password_command``'s output.
-
-    The command runs through the shell, as in mutt or isync (``pass show mail/x``).
-    The environment comes first here; the IMAP poller (``imap.account_secret``) tries the
-    command first. Both read commands with ``credentials.secret_from_command``.
-    """
-    if password_env:
-        value = os.environ.get(password_env)
-        if value:
-            return value
-        if not password_command:
-            raise PasswordError(f"{what}: environment variable {password_env} is not set")
-    if password_command:
-        try:
-            return secret_from_command(password_command, "password_command")
-        except CredentialError as error:
-            raise PasswordError(f"{what}: {error}") from None
-    raise PasswordError(f"{what}: give password_env or password_command")
-
-
 def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], *,
          context: ssl.SSLContext | None = None) -> Sent:
     """Deliver ``raw`` to the relay for ``recipients``; raises ``RelayError``."""
@@ -88,10 +61,9 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
     password = None
     if outgoing.username:
         try:
-            password = resolve_password(outgoing.password_env, outgoing.password_command,
-                                        "[outgoing]")
-        except PasswordError as error:
-            raise RelayError(str(error), temporary=False) from None
+            password = resolve_secret(outgoing.password_env, outgoing.password_command)
+        except CredentialError as error:
+            raise RelayError(f"[outgoing]: {error}", temporary=False) from None
     context = context or ssl.create_default_context()
     try:
         client = _connect(outgoing, context)
@@ -105,7 +77,7 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
         except smtplib.SMTPDataError as error:
             # The relay answered and refused: nothing was accepted.
             raise RelayError(f"{where} refused the message: {_reply(error)}",
-                             temporary=_temporary(error.smtp_code)) from None
+                             temporary=temporary_reply(error.smtp_code)) from None
         except (OSError, smtplib.SMTPException) as error:
             raise RelayError(f"connection to {where} lost while handing over the message "
                              f"({_describe(error)}): it may or may not have been sent",
@@ -114,7 +86,7 @@ def send(outgoing: Outgoing, raw: bytes, mail_from: str, recipients: list[str], 
         if code != 250:
             # smtplib's data() checks only the 354; the verdict on the message is this one.
             raise RelayError(f"{where} refused the message: {code} {text}",
-                             temporary=_temporary(code))
+                             temporary=temporary_reply(code))
         return Sent(where, f"{code} {text}")
     except RelayError:
         raise
@@ -151,7 +123,8 @@ def _prepare(client: smtplib.SMTP, outgoing: Outgoing, password: str | None,
             client.login(outgoing.username, password or "")
         except smtplib.SMTPAuthenticationError as error:
             raise RelayError(f"{where} refused the login for {outgoing.username}: "
-                             f"{_reply(error)}", temporary=_temporary(error.smtp_code)) from None
+                             f"{_reply(error)}",
+                             temporary=temporary_reply(error.smtp_code)) from None
         except smtplib.SMTPNotSupportedError:
             raise RelayError(f"{where} does not offer AUTH; remove [outgoing] username or "
                              "use another relay", temporary=False) from None
@@ -161,13 +134,13 @@ def _envelope(client: smtplib.SMTP, mail_from: str, recipients: list[str], where
     code, response = client.mail(mail_from)
     if code != 250:
         raise RelayError(f"{where} refused the sender {mail_from}: {code} "
-                         f"{response.decode('utf-8', 'replace')}", temporary=_temporary(code))
+                         f"{response.decode('utf-8', 'replace')}", temporary=temporary_reply(code))
     for recipient in recipients:
         code, response = client.rcpt(recipient)
         if code not in (250, 251):
             raise RelayError(f"{where} refused the recipient {recipient}: {code} "
                              f"{response.decode('utf-8', 'replace')}",
-                             temporary=_temporary(code))
+                             temporary=temporary_reply(code))
 
 
 def _connect_failed(error: BaseException, outgoing: Outgoing) -> RelayError:
@@ -177,11 +150,6 @@ def _connect_failed(error: BaseException, outgoing: Outgoing) -> RelayError:
                       trust_hint="for a private relay point SSL_CERT_FILE at its CA")
     failure = classify(error, setting)
     return RelayError(failure.text, temporary=failure.temporary)
-
-
-def _temporary(code: int) -> bool:
-    """SMTP's own verdict: 4xx try again later, 5xx do not (RFC 5321 4.2.1)."""
-    return 400 <= code < 500
 
 
 def _reply(error: smtplib.SMTPResponseException) -> str:

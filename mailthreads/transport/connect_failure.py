@@ -15,6 +15,8 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from ..errors import temporary_reply
+
 # What OpenSSL reports when the other side answers with something that is not TLS at all,
 # typically a plain-text greeting ("220 ...", "* OK ...") read as a TLS record.
 _NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
@@ -70,7 +72,7 @@ def classify(error: BaseException, setting: Setting) -> ConnectFailure:
         text = error.smtp_error.decode("utf-8", "replace") \
             if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
         return ConnectFailure(f"{where} answered {error.smtp_code} {' '.join(text.split())}",
-                              temporary=400 <= error.smtp_code < 500)
+                              temporary=temporary_reply(error.smtp_code))
     if isinstance(error, ConnectionRefusedError):
         return ConnectFailure(f"cannot connect to {where}: connection refused", temporary=True)
     if isinstance(error, OSError) and error.strerror:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import os
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -22,14 +21,13 @@ from imapclient import exceptions as imap_exceptions
 from imapclient.imapclient import SENT
 
 from ...config import ImapAccount
-from ...credentials import CredentialError, secret_from_command
+from ...credentials import CredentialError, resolve_secret
+from ...errors import Failure
 from ..connect_failure import Setting, classify
 
 
-class ImapFailure(Exception):
+class ImapFailure(Failure):
     """One line for the user; ``temporary`` when trying again later may succeed."""
-
-    temporary = False
 
     def __init__(self, account: str, text: str):
         self.account = account
@@ -160,26 +158,13 @@ def login(client: IMAPClient, account: ImapAccount, secret: str) -> None:
 
 
 def account_secret(account: ImapAccount) -> str:
-    """The password (or OAuth2 access token): from a command or an environment variable.
-
-    Commands run through the shell, like mbsync's PassCmd, so ``pass show mail/x`` and pipes
-    work; only the first line of their output is used (password managers add more).
-    """
-    command = account.oauth2_token_command if account.auth == "oauth2" \
-        else account.password_command
-    if command:
-        what = "oauth2_token_command" if account.auth == "oauth2" else "password_command"
-        try:
-            return secret_from_command(command, what)
-        except CredentialError as error:
-            raise SettingsProblem(account.name, str(error)) from None
-    if account.password_env:
-        value = os.environ.get(account.password_env)
-        if not value:
-            raise SettingsProblem(account.name, f"environment variable {account.password_env} "
-                                  "is not set")
-        return value
-    raise SettingsProblem(account.name, "no password_env or password_command")
+    """The password (or OAuth2 access token), by ``credentials.resolve_secret``."""
+    try:
+        if account.auth == "oauth2":
+            return resolve_secret(None, account.oauth2_token_command, "oauth2_token_command")
+        return resolve_secret(account.password_env, account.password_command)
+    except CredentialError as error:
+        raise SettingsProblem(account.name, str(error)) from None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from imapclient import IMAPClient
 
 from ...config import Config, ImapAccount
-from ...lock import EX_TEMPFAIL
+from ...errors import exit_status
 from .analyse import Analyser
 from .connection import (
     FolderPlan,
@@ -39,9 +39,7 @@ class PollResult:
 
     @property
     def exit_code(self) -> int:
-        if any(not failure.temporary for failure in self.failures):
-            return 1
-        return EX_TEMPFAIL if self.failures else 0
+        return exit_status(failure.temporary for failure in self.failures)
 
 
 def plan_folders(client: IMAPClient, config: Config,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...config import Config
 from ...db import open_database, store
+from ...errors import Failure
 from ...ingest import index_thread_tokens
 from .commit import GroupCommitter, WriteTurn
 from .filer import FilerProcess
@@ -40,12 +41,8 @@ FILER_CHECK_SECONDS = 1.0
 FILER_RESTART_MAX_SECONDS = 60.0
 
 
-class ServeError(Exception):
+class ServeError(Failure):
     """The listener cannot start; ``temporary`` says whether trying again later can help."""
-
-    def __init__(self, message: str, *, temporary: bool):
-        super().__init__(message)
-        self.temporary = temporary
 
 
 @dataclass(frozen=True)
