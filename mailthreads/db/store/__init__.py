@@ -31,7 +31,7 @@ from .imap_checkpoints import (
     save_imap_checkpoint,
 )
 from .messages import (
-    MESSAGE_COLUMNS,
+    MessageRow,
     NewMessage,
     add_attachment,
     first_known_message,
@@ -89,6 +89,7 @@ from .stats import (
     stats,
 )
 from .threads import (
+    Thread,
     clear_possibly_same,
     clear_thread_token_keys,
     correspondent_threads,
@@ -117,9 +118,10 @@ from .tombstones import (
 __all__ = [
     "Checkpoint",
     "MAX_ANCESTOR_WALK",
-    "MESSAGE_COLUMNS",
+    "MessageRow",
     "NewMessage",
     "NotFound",
+    "Thread",
     "OUTBOX_RETRYABLE",
     "PendingDelivery",
     "add_attachment",

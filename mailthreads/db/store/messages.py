@@ -7,39 +7,71 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from ...mail.records import ThreadMessage
 from ._rows import _dict, _dicts, _one
 
-MESSAGE_COLUMNS = (
-    "id", "message_id", "parent_message_id", "direction", "kind", "from_name", "from_address",
-    "to_addresses", "subject", "date", "visible_text", "quoted_text", "signature", "source",
-    "is_read", "message_id_reused", "kind_reasons",
-)
+
+class MessageRow(NamedTuple):
+    """A message as ``show`` reads it: one field per column read, lists decoded."""
+
+    id: int
+    message_id: str
+    parent_message_id: str | None
+    direction: str
+    kind: str
+    from_name: str | None
+    from_address: str | None
+    to_addresses: list[str]
+    subject: str | None
+    date: str | None
+    visible_text: str | None
+    quoted_text: str | None
+    signature: str | None
+    source: str
+    is_read: int  # 0/1, as stored (and as ``show --json`` has always printed it)
+    message_id_reused: int
+    kind_reasons: list[str]
 
 
-def thread_messages(conn: sqlite3.Connection, thread_id: int) -> list[dict[str, Any]]:
-    rows = _dicts(conn.execute(
-        f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE thread_id = ? "
+# Columns holding a JSON array of strings.
+_JSON_COLUMNS = frozenset({"kind_reasons", "to_addresses", "cc_addresses", "references"})
+
+
+def _decoded(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    return {name: json.loads(value or "[]") if name in _JSON_COLUMNS else value
+            for name, value in zip(names, row, strict=True)}
+
+
+def _column_list(names: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def thread_messages(conn: sqlite3.Connection, thread_id: int) -> list[MessageRow]:
+    rows = conn.execute(
+        f"SELECT {_column_list(MessageRow._fields)} FROM messages WHERE thread_id = ? "
         "ORDER BY date, id",
         (thread_id,),
-    ))
-    for row in rows:
-        row["to_addresses"] = json.loads(row["to_addresses"] or "[]")
-        row["kind_reasons"] = json.loads(row["kind_reasons"] or "[]")
-    return rows
+    ).fetchall()
+    return [MessageRow(**_decoded(MessageRow._fields, row)) for row in rows]
 
 
-def reply_candidates(conn: sqlite3.Connection, thread_id: int) -> list[dict[str, Any]]:
+def reply_candidates(conn: sqlite3.Connection, thread_id: int) -> list[ThreadMessage]:
     """A thread's messages, oldest first, with what an answer to each one needs."""
-    rows = _dicts(conn.execute(
-        f"""SELECT {', '.join(MESSAGE_COLUMNS)}, synthetic_message_id, "references"
-            FROM messages WHERE thread_id = ? ORDER BY date, id""",
+    rows = conn.execute(
+        f"SELECT {_column_list(ThreadMessage._fields)} FROM messages WHERE thread_id = ? "
+        "ORDER BY date, id",
         (thread_id,),
-    ))
-    for row in rows:
-        row["to_addresses"] = json.loads(row["to_addresses"] or "[]")
-        row["kind_reasons"] = json.loads(row["kind_reasons"] or "[]")
-        row["references"] = json.loads(row["references"] or "[]")
-    return rows
+    ).fetchall()
+    return [_thread_message(_decoded(ThreadMessage._fields, row)) for row in rows]
+
+
+def _thread_message(values: dict[str, Any]) -> ThreadMessage:
+    text = {name: values[name] or "" for name in
+            ("from_name", "from_address", "subject", "visible_text")}
+    return ThreadMessage(**{**values, **text,
+                            "kind_reasons": tuple(values["kind_reasons"]),
+                            "references": tuple(values["references"]),
+                            "synthetic_message_id": bool(values["synthetic_message_id"])})
 
 
 def search_messages(conn: sqlite3.Connection, query: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -87,6 +119,10 @@ def first_known_message(conn: sqlite3.Connection,
 
 
 class NewMessage(NamedTuple):
+    """A message as filed: one field per column of ``messages`` but ``id`` and
+    ``received_at`` (stamped by ``insert_message``). The INSERT is made from these fields, so a
+    new column is a field here and a step in the migrations."""
+
     message_id: str
     synthetic_message_id: bool
     message_id_reused: bool
@@ -115,28 +151,20 @@ class NewMessage(NamedTuple):
     is_read: bool
 
 
+_INSERT_MESSAGE = (f"INSERT INTO messages ({_column_list((*NewMessage._fields, 'received_at'))}) "
+                   f"VALUES ({', '.join('?' * (len(NewMessage._fields) + 1))})")
+
+
+def _stored(name: str, value: Any) -> Any:
+    """A field as its column holds it: lists as JSON arrays, flags as 0/1."""
+    if name in _JSON_COLUMNS:
+        return json.dumps(list(value))
+    return int(value) if isinstance(value, bool) else value
+
+
 def insert_message(conn: sqlite3.Connection, message: NewMessage, received_at: str) -> int:
-    cursor = conn.execute(
-        """INSERT INTO messages (
-               message_id, synthetic_message_id, message_id_reused, thread_id, post_id,
-               parent_message_id, direction, kind, kind_reasons, from_name, from_address,
-               to_addresses, cc_addresses, subject, date, in_reply_to, "references",
-               visible_text, quoted_text, signature, body_text, body_html, source, raw_sha256,
-               identity_sha256, is_read, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                   ?)""",
-        (
-            message.message_id, int(message.synthetic_message_id),
-            int(message.message_id_reused), message.thread_id, message.post_id,
-            message.parent_message_id, message.direction, message.kind,
-            json.dumps(list(message.kind_reasons)), message.from_name, message.from_address,
-            json.dumps(list(message.to_addresses)), json.dumps(list(message.cc_addresses)),
-            message.subject, message.date, message.in_reply_to,
-            json.dumps(list(message.references)), message.visible_text, message.quoted_text,
-            message.signature, message.body_text, message.body_html, message.source,
-            message.raw_sha256, message.identity_sha256, int(message.is_read), received_at,
-        ),
-    )
+    values = [_stored(name, value) for name, value in message._asdict().items()]
+    cursor = conn.execute(_INSERT_MESSAGE, (*values, received_at))
     return int(cursor.lastrowid or 0)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...timestamps import now
 from ._rows import NotFound, _dict, _dicts, _one
@@ -153,7 +153,7 @@ def set_archived(conn: sqlite3.Connection, thread_id: int, archived: bool) -> No
     thread = get_thread(conn, thread_id)
     if archived:
         conn.execute("UPDATE threads SET state = 'archived' WHERE id = ?", (thread_id,))
-    elif thread["state"] == "archived":
+    elif thread.state == "archived":
         conn.execute("UPDATE threads SET state = 'needs_reply' WHERE id = ?", (thread_id,))
         refresh_thread(conn, thread_id, new_reply=True)
 
@@ -162,6 +162,26 @@ def mark_thread_read(conn: sqlite3.Connection, thread_id: int) -> None:
     conn.execute("UPDATE messages SET is_read = 1 WHERE thread_id = ? AND is_read = 0",
                  (thread_id,))
     conn.execute("UPDATE threads SET unread = 0 WHERE id = ?", (thread_id,))
+
+
+class Thread(NamedTuple):
+    """One discussion as ``show`` and ``reply`` read it (the columns of ``get_thread``)."""
+
+    id: int
+    post: str  # the post's slug
+    post_title: str | None
+    correspondent_name: str | None
+    correspondent_address: str | None  # the first address known
+    subject: str | None
+    state: str  # needs_reply, answered, archived
+    unread: int
+    messages: int  # human messages, both directions
+    last_activity: str | None
+    possibly_same_as: int | None  # a correspondent this one may be (awaiting the author)
+    possibly_same_as_name: str | None
+    possibly_same_as_address: str | None
+    correspondent_id: int
+    post_id: int
 
 
 _THREAD_COLUMNS = """
@@ -236,7 +256,7 @@ def threads_awaiting_identity(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ))
 
 
-def get_thread(conn: sqlite3.Connection, thread_id: int) -> dict[str, Any]:
+def get_thread(conn: sqlite3.Connection, thread_id: int) -> Thread:
     thread = _dict(conn.execute(
         f"""SELECT {_THREAD_COLUMNS}, threads.correspondent_id, threads.post_id
             FROM threads JOIN posts ON posts.id = threads.post_id
@@ -246,7 +266,7 @@ def get_thread(conn: sqlite3.Connection, thread_id: int) -> dict[str, Any]:
     ))
     if thread is None:
         raise NotFound(f"no thread {thread_id}")
-    return thread
+    return Thread(**thread)
 
 
 def correspondent_threads(conn: sqlite3.Connection,
