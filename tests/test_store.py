@@ -38,7 +38,7 @@ message_strategy = st.tuples(
 @given(st.lists(message_strategy, min_size=1, max_size=12), st.booleans())
 def test_incremental_thread_update_agrees_with_full_recomputation(conn, messages, archive):
     post = store.create_post(conn, f"post-{next(_ids)}")
-    person = store.create_correspondent(conn, "", f"p{next(_ids)}@example.org")
+    person = store.correspondent_for(conn, "", f"p{next(_ids)}@example.org")
     thread = store.thread_for(conn, post, person, "subject")
     if archive:
         store.set_archived(conn, thread, True)

@@ -8,19 +8,14 @@ message's rows land together, or a batch of messages shares one commit.
 
 from ._rows import NotFound
 from .ancestry import (
-    MAX_ANCESTOR_WALK,
-    conversation_root,
     is_ancestor,
-    nearest_known_ancestor,
     record_ancestry,
 )
 from .correspondents import (
-    add_correspondent_address,
     correspondent,
     correspondent_addresses,
     correspondent_by_address,
     correspondent_for,
-    create_correspondent,
     list_correspondents,
     merge_correspondent,
     merged_correspondents,
@@ -68,7 +63,6 @@ from .quarantine import (
     delete_quarantine,
     get_quarantine,
     list_quarantine,
-    remove_quarantine_entry,
     resolve_quarantine,
 )
 from .raw_deliveries import (
@@ -117,7 +111,6 @@ from .tombstones import (
 
 __all__ = [
     "Checkpoint",
-    "MAX_ANCESTOR_WALK",
     "MessageRow",
     "NewMessage",
     "NotFound",
@@ -125,7 +118,6 @@ __all__ = [
     "OUTBOX_RETRYABLE",
     "PendingDelivery",
     "add_attachment",
-    "add_correspondent_address",
     "add_delivery",
     "add_outbox",
     "add_post_alias",
@@ -134,7 +126,6 @@ __all__ = [
     "claim_outbox",
     "clear_possibly_same",
     "clear_thread_token_keys",
-    "conversation_root",
     "correspondent",
     "correspondent_addresses",
     "correspondent_by_address",
@@ -142,7 +133,6 @@ __all__ = [
     "correspondent_threads",
     "count_pending_deliveries",
     "count_threads",
-    "create_correspondent",
     "create_post",
     "delete_quarantine",
     "delivery_counts_since",
@@ -171,7 +161,6 @@ __all__ = [
     "merged_correspondents",
     "message_by_identity",
     "message_id_known",
-    "nearest_known_ancestor",
     "newest_keyed_thread",
     "outbox_entries",
     "outbox_entry",
@@ -182,7 +171,6 @@ __all__ = [
     "raw_message",
     "record_ancestry",
     "refresh_thread",
-    "remove_quarantine_entry",
     "reply_candidates",
     "resolve_quarantine",
     "save_imap_checkpoint",

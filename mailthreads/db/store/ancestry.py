@@ -73,28 +73,3 @@ def record_ancestry(conn: sqlite3.Connection, message_id: str, chain: Sequence[s
                 conn.execute("UPDATE ghosts SET parent_message_id = ? WHERE message_id = ?",
                              (previous, ancestor))
         previous = ancestor
-
-
-def nearest_known_ancestor(conn: sqlite3.Connection, message_id: str) -> str | None:
-    """The parent a reader sees: the nearest ancestor that was received, skipping ghosts."""
-    seen = {message_id}
-    current = _parent_of(conn, message_id)
-    while current is not None and current not in seen and len(seen) < MAX_ANCESTOR_WALK:
-        if message_id_known(conn, current):
-            return current
-        seen.add(current)
-        current = _parent_of(conn, current)
-    return None
-
-
-def conversation_root(conn: sqlite3.Connection, message_id: str) -> str:
-    """The top of a message's reply tree, ghosts included: messages sharing it belong to one
-    conversation even when the message that joins them never arrived."""
-    seen = {message_id}
-    current = message_id
-    while (parent := _parent_of(conn, current)) is not None and parent not in seen \
-            and len(seen) < MAX_ANCESTOR_WALK:
-        seen.add(parent)
-        current = parent
-    return current
-

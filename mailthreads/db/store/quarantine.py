@@ -61,14 +61,9 @@ def resolve_quarantine(conn: sqlite3.Connection, sha256: str) -> None:
     conn.execute("DELETE FROM quarantine WHERE raw_sha256 = ?", (sha256,))
 
 
-def remove_quarantine_entry(conn: sqlite3.Connection, entry_id: int) -> None:
-    """Take an entry out of the quarantine, keeping the raw bytes."""
-    conn.execute("DELETE FROM quarantine WHERE id = ?", (entry_id,))
-
-
 def delete_quarantine(conn: sqlite3.Connection, entry_id: int) -> None:
     """Delete an entry and its raw bytes, unless a stored message still uses them."""
     entry = get_quarantine(conn, entry_id)
-    remove_quarantine_entry(conn, entry_id)
+    conn.execute("DELETE FROM quarantine WHERE id = ?", (entry_id,))
     _forget_raw_if_unused(conn, entry["raw_sha256"])
 
