@@ -46,23 +46,24 @@ def _column_list(names: Iterable[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
-def thread_messages(conn: sqlite3.Connection, thread_id: int) -> list[MessageRow]:
+def _thread_rows(conn: sqlite3.Connection, thread_id: int,
+                 names: Sequence[str]) -> list[dict[str, Any]]:
+    """Columns ``names`` of a thread's messages, oldest first, lists decoded."""
     rows = conn.execute(
-        f"SELECT {_column_list(MessageRow._fields)} FROM messages WHERE thread_id = ? "
-        "ORDER BY date, id",
+        f"SELECT {_column_list(names)} FROM messages WHERE thread_id = ? ORDER BY date, id",
         (thread_id,),
     ).fetchall()
-    return [MessageRow(**_decoded(MessageRow._fields, row)) for row in rows]
+    return [_decoded(names, row) for row in rows]
+
+
+def thread_messages(conn: sqlite3.Connection, thread_id: int) -> list[MessageRow]:
+    return [MessageRow(**values) for values in _thread_rows(conn, thread_id, MessageRow._fields)]
 
 
 def reply_candidates(conn: sqlite3.Connection, thread_id: int) -> list[ThreadMessage]:
     """A thread's messages, oldest first, with what an answer to each one needs."""
-    rows = conn.execute(
-        f"SELECT {_column_list(ThreadMessage._fields)} FROM messages WHERE thread_id = ? "
-        "ORDER BY date, id",
-        (thread_id,),
-    ).fetchall()
-    return [_thread_message(_decoded(ThreadMessage._fields, row)) for row in rows]
+    return [_thread_message(values)
+            for values in _thread_rows(conn, thread_id, ThreadMessage._fields)]
 
 
 def _thread_message(values: dict[str, Any]) -> ThreadMessage:
