@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mailthreads.config import Addresses
 from mailthreads.mail import compose
 from mailthreads.mail.parse import parse
+from mailthreads.mail.records import ThreadMessage
 from mailthreads.mail.routing import parse_reply_address, reply_address
 from mailthreads.tokens import make_token, token_matches
 
@@ -376,10 +377,10 @@ def test_template_quotes_below_and_comments_are_dropped():
     assert compose.has_new_text(f"{header}\n> First line.\nIndeed.\n", header)
 
 
-def msg_row(row_id, kind="reply", direction="in", address="ada@example.net", **extra):
-    return {"id": row_id, "message_id": f"m{row_id}@example.net", "kind": kind,
-            "direction": direction, "from_name": "Ada", "from_address": address,
-            "kind_reasons": [f"{kind} sign"], **extra}
+def msg_row(row_id, kind="reply", direction="in", address="ada@example.net"):
+    return ThreadMessage(id=row_id, message_id=f"m{row_id}@example.net", kind=kind,
+                         direction=direction, from_name="Ada", from_address=address,
+                         kind_reasons=(f"{kind} sign",))
 
 
 def test_machine_mail_is_never_answered_without_asking():
@@ -388,10 +389,10 @@ def test_machine_mail_is_never_answered_without_asking():
     target = compose.choose_target(thread, None)
     assert target.warning and "an auto-reply" in target.warning and "auto_reply sign" in \
         target.warning
-    assert target.message["id"] == 2  # the discussion, not the out-of-office
+    assert target.message.id == 2  # the discussion, not the out-of-office
     bounce = [msg_row(1), msg_row(2, kind="bounce", address="mailer-daemon@mx.example")]
     target = compose.choose_target(bounce, None)
-    assert "a bounce" in target.warning and target.message["id"] == 1
+    assert "a bounce" in target.warning and target.message.id == 1
     # Naming a machine message explicitly asks too; a human one does not.
     assert compose.choose_target(bounce, "2").warning
     assert compose.choose_target(bounce, "<m1@example.net>").warning is None

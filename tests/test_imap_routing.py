@@ -83,7 +83,7 @@ def test_authors_message_naming_a_post_by_url_goes_to_that_post(pipeline, db, ja
         body="About https://blog.example/why-i-blog/ -- may I quote you?\n", minutes=30), "imap")
     assert (outcome.status, outcome.direction, outcome.post) == ("stored", "out", "why-i-blog")
     assert outcome.thread != jane_thread
-    assert store.get_thread(db, outcome.thread)["correspondent_address"] == "jane@example.com"
+    assert store.get_thread(db, outcome.thread).correspondent_address == "jane@example.com"
 
 
 def test_authors_message_naming_a_post_by_title_in_the_subject(pipeline, jane_thread):

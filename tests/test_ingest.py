@@ -148,7 +148,7 @@ def test_correspondent_thread_is_reused_and_new_post_gets_new_thread(pipeline, d
     second = pipeline.accept(message(message_id="<b@x>", minutes=5), "file")
     other = pipeline.accept(message(message_id="<c@x>", to="reply+other@blog.example"), "file")
     assert first.thread == second.thread != other.thread
-    assert store.get_thread(db.conn, first.thread)["messages"] == 2
+    assert store.get_thread(db.conn, first.thread).messages == 2
 
 
 def test_author_answer_is_out_in_thread_of_answered_message_and_marks_answered(pipeline, db):
@@ -160,12 +160,12 @@ def test_author_answer_is_out_in_thread_of_answered_message_and_marks_answered(p
     assert answer.direction == "out"
     assert answer.thread == reply.thread
     thread = store.get_thread(db.conn, reply.thread)
-    assert thread["state"] == "answered"
-    assert thread["unread"] == 1  # the author's own message is not unread
+    assert thread.state == "answered"
+    assert thread.unread == 1  # the author's own message is not unread
     # The correspondent's next reply makes it need a reply again.
     pipeline.accept(message(message_id="<r2@example.com>", in_reply_to="<a1@blog.example>",
                             minutes=20), "file")
-    assert store.get_thread(db.conn, reply.thread)["state"] == "needs_reply"
+    assert store.get_thread(db.conn, reply.thread).state == "needs_reply"
 
 
 def test_author_message_cc_reply_address_goes_to_first_recipient_thread(pipeline, db):
@@ -175,8 +175,8 @@ def test_author_message_cc_reply_address_goes_to_first_recipient_thread(pipeline
     assert outcome.status == "stored"
     assert outcome.direction == "out"
     thread = store.get_thread(db.conn, outcome.thread)
-    assert thread["correspondent_address"] == "new@example.org"
-    assert thread["state"] == "answered"
+    assert thread.correspondent_address == "new@example.org"
+    assert thread.state == "answered"
 
 
 def test_auto_reply_is_stored_but_not_counted_as_discussion(pipeline, db):
@@ -189,8 +189,8 @@ def test_auto_reply_is_stored_but_not_counted_as_discussion(pipeline, db):
     assert auto.kind == "auto_reply"
     assert auto.thread == reply.thread
     thread = store.get_thread(db.conn, reply.thread)
-    assert thread["messages"] == 1
-    assert thread["unread"] == 1
+    assert thread.messages == 1
+    assert thread.unread == 1
 
 
 def test_machine_mail_never_starts_a_thread(pipeline, db):
@@ -210,8 +210,8 @@ def test_bounce_of_author_answer_is_filed_in_that_thread(pipeline, db):
     assert bounce.kind == "bounce"
     assert bounce.thread == reply.thread
     thread = store.get_thread(db.conn, reply.thread)
-    assert thread["messages"] == 2  # the bounce is not discussion
-    assert thread["state"] == "answered"
+    assert thread.messages == 2  # the bounce is not discussion
+    assert thread.state == "answered"
 
 
 def test_unrouted_mail_is_ignored_when_asked(db, config):
@@ -272,7 +272,7 @@ def test_signed_address_routes_its_correspondent_and_keeps_a_new_address_apart(d
     pipeline = Pipeline(db.conn, config)
     first = pipeline.accept(message(message_id="<r1@example.com>"), "file")
     thread = store.get_thread(db.conn, first.thread)
-    token = make_token("s" * 32, "why-i-blog", thread["correspondent_id"])
+    token = make_token("s" * 32, "why-i-blog", thread.correspondent_id)
     signed = f"reply+why-i-blog.{token}@blog.example"
     again = pipeline.accept(message(to=signed, message_id="<r2@example.com>", minutes=20),
                             "smtp")
@@ -283,12 +283,12 @@ def test_signed_address_routes_its_correspondent_and_keeps_a_new_address_apart(d
                                     message_id="<r3@work.example>", minutes=30), "smtp")
     assert other.status == "stored" and other.thread not in (None, first.thread)
     assert other.reasons[-1] == "marked: same person as Jane Reader <jane@example.com>?"
-    assert store.correspondent_addresses(db.conn, thread["correspondent_id"]) == [
+    assert store.correspondent_addresses(db.conn, thread.correspondent_id) == [
         "jane@example.com"]
     marked = store.get_thread(db.conn, other.thread)
-    assert marked["possibly_same_as"] == thread["correspondent_id"]
-    assert marked["correspondent_id"] != thread["correspondent_id"]
-    assert store.get_thread(db.conn, first.thread)["messages"] == 2
+    assert marked.possibly_same_as == thread.correspondent_id
+    assert marked.correspondent_id != thread.correspondent_id
+    assert store.get_thread(db.conn, first.thread).messages == 2
     forged = pipeline.accept(message(to=f"reply+why-i-blog.{'a' * 26}@blog.example",
                                      message_id="<r4@evil.example>"), "smtp")
     assert forged.status == "quarantined"

@@ -96,9 +96,9 @@ def test_sends_over_tls_with_auth_and_files_the_answer(tmp_path, conn, config, s
     assert row["saved_to_sent"] is None
     # The answer is in its thread, as the author's, and the thread is answered.
     messages = store.thread_messages(conn, thread_id)
-    assert [(m["direction"], m["source"]) for m in messages] == [("in", "file"), ("out", "cli")]
-    assert messages[1]["message_id"] == row["message_id"]
-    assert store.get_thread(conn, thread_id)["state"] == "answered"
+    assert [(m.direction, m.source) for m in messages] == [("in", "file"), ("out", "cli")]
+    assert messages[1].message_id == row["message_id"]
+    assert store.get_thread(conn, thread_id).state == "answered"
 
 
 def test_password_command_is_used_when_no_variable_is_set(tmp_path, conn, config,

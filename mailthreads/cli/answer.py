@@ -8,13 +8,17 @@ TLS on a plain port, a refused login), so cron does not retry a mistake forever.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from ..errors import exit_status
 from .app import App
 from .output import chosen_format, confirm, echo, echo_bytes, emit, output_options
+
+if TYPE_CHECKING:
+    from ..db.store import Thread
+    from ..mail.records import ThreadMessage
 
 
 def _setup_problems(app: App, *, sending: bool) -> list[str]:
@@ -97,15 +101,15 @@ def reply(app: App, thread_id: int, message_text: str | None, message_file: IO[s
         raise click.ClickException(f"{error}{hint}") from None
 
     answered = target.message
-    quoted_header = compose.attribution(answered["date"], _sender_name(app, answered),
-                                        answered["from_address"])
+    quoted_header = compose.attribution(answered.date, _sender_name(app, answered),
+                                        answered.from_address)
     if message_text is not None:
         body = message_text
     elif message_file is not None:
         body = message_file.read()
     else:
         edited = click.edit(
-            compose.template(quoted_header, answered["visible_text"] or "",
+            compose.template(quoted_header, answered.visible_text,
                              _notes(thread, draft)),
             extension=".txt", require_save=True)
         body = compose.body_from_edit(edited or "")
@@ -135,26 +139,27 @@ def _exit_code(results: list[Any]) -> int:
                        for result in results if result.status in {"failed", "sending"})
 
 
-def _sender_name(app: App, message: dict[str, Any]) -> str:
-    if message["direction"] == "out":
+def _sender_name(app: App, message: ThreadMessage) -> str:
+    if message.direction == "out":
         return app.config.author.name or "you"
-    return message["from_name"] or ""
+    return message.from_name
 
 
-def _notes(thread: dict[str, Any], draft: Any) -> list[str]:
+def _notes(thread: Thread, draft: Any) -> list[str]:
     from ..mail import compose
     from .review import pending_decision
 
     to = f"{draft.to_name} <{draft.to_address}>" if draft.to_name else draft.to_address
     notes = [
-        f"Thread {thread['id']} · {thread['post']} · {thread['state'].replace('_', ' ')}",
+        f"Thread {thread.id} · {thread.post} · {thread.state.replace('_', ' ')}",
         f"To:       {to}",
         f"Subject:  {compose.answer_subject(draft.subject)}",
         f"Reply-To: {draft.reply_to}",
         "          (signed for this thread: their next reply comes back here)",
     ]
-    if pending_decision(thread):
-        notes.append(f"Not confirmed as the {pending_decision(thread)} This answer goes to "
+    decision = pending_decision(thread._asdict())
+    if decision:
+        notes.append(f"Not confirmed as the {decision} This answer goes to "
                      f"{draft.to_address} only.")
     return notes
 

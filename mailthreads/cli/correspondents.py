@@ -9,13 +9,16 @@ lists these threads together with the quarantine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .app import App
 from .output import chosen_format, dumps, echo, emit, output_options
 from .review import person
+
+if TYPE_CHECKING:
+    from ..db.store import Thread
 
 
 @click.group(invoke_without_command=True)
@@ -74,10 +77,10 @@ def correspondents_merge(app: App, thread_id: int, as_json: bool) -> None:
 
     conn = app.database().conn
     thread = _awaiting(conn, thread_id)
-    into = thread["possibly_same_as"]
-    addresses = store.correspondent_addresses(conn, thread["correspondent_id"])
+    into = thread.possibly_same_as
+    addresses = store.correspondent_addresses(conn, thread.correspondent_id)
     with conn:
-        joined = store.merge_correspondent(conn, thread["correspondent_id"], into)
+        joined = store.merge_correspondent(conn, thread.correspondent_id, into)
     result = {"thread": thread_id, "correspondent": into, "addresses": addresses,
               "threads": joined}
     if as_json:
@@ -107,11 +110,11 @@ def correspondents_separate(app: App, thread_id: int, as_json: bool) -> None:
     with conn:
         store.clear_possibly_same(conn, thread_id)
     if as_json:
-        click.echo(dumps({"thread": thread_id, "correspondent": thread["correspondent_id"],
-                          "not_same_as": thread["possibly_same_as"]}))
+        click.echo(dumps({"thread": thread_id, "correspondent": thread.correspondent_id,
+                          "not_same_as": thread.possibly_same_as}))
         return
-    echo(f"Thread {thread_id} stays apart: {thread['correspondent_address']} is not "
-         f"{_label(conn, thread['possibly_same_as'])}.", multiline=False)
+    echo(f"Thread {thread_id} stays apart: {thread.correspondent_address} is not "
+         f"{_label(conn, thread.possibly_same_as)}.", multiline=False)
 
 
 def _label(conn: Any, correspondent_id: int) -> str:
@@ -121,7 +124,7 @@ def _label(conn: Any, correspondent_id: int) -> str:
     return person(found["name"], found["address"])
 
 
-def _awaiting(conn: Any, thread_id: int) -> dict[str, Any]:
+def _awaiting(conn: Any, thread_id: int) -> Thread:
     """The thread, if it waits for a same-person decision; else a one-line error."""
     from ..db import store
 
@@ -129,7 +132,7 @@ def _awaiting(conn: Any, thread_id: int) -> dict[str, Any]:
         thread = store.get_thread(conn, thread_id)
     except store.NotFound as error:
         raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
-    if thread["possibly_same_as"] is None:
+    if thread.possibly_same_as is None:
         raise click.ClickException(f"thread {thread_id} is not waiting for a same-person "
                                    "decision: see 'mailthreads review'")
     return thread

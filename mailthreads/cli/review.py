@@ -7,12 +7,15 @@ These are the commands people run all day, so they use the plain sqlite3 read pa
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .app import App
 from .output import chosen_format, dumps, echo, emit, output_options, styled
+
+if TYPE_CHECKING:
+    from ..db.store import MessageRow, Thread
 
 TABLE_PAGE = 50
 STATE_NAMES = {"needs-reply": "needs_reply", "answered": "answered", "archived": "archived"}
@@ -164,48 +167,50 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
     messages = store.thread_messages(conn, thread_id)
     if as_json:
-        thread["correspondent"] = _correspondent(thread)
-        thread["pending_decision"] = pending_decision(thread)
-        click.echo(dumps({**thread, "messages": messages}))
+        row = thread._asdict()
+        click.echo(dumps({**row, "correspondent": _correspondent(row),
+                          "pending_decision": pending_decision(row),
+                          "messages": [message._asdict() for message in messages]}))
     else:
         text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name)
         if sys.stdout.isatty() and not no_pager:
             click.echo_via_pager(text)
         else:
             click.echo(text)
-    if not keep_unread and thread["unread"]:
+    if not keep_unread and thread.unread:
         with conn:
             store.mark_thread_read(conn, thread_id)
 
 
-def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quotes: bool,
+def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
                   author: str) -> str:
     # Every piece from mail is neutralised (styled(..., multiline=False) for one-line fields)
     # before the program's own colours go around it.
+    row = thread._asdict()
     lines = [
-        styled(f"Thread {thread['id']} · {thread['post']} · {_correspondent(thread)} · "
-               f"{thread['state'].replace('_', ' ')}", multiline=False, bold=True),
-        styled(f"Subject: {thread['subject'] or '(none)'}", multiline=False),
+        styled(f"Thread {thread.id} · {thread.post} · {_correspondent(row)} · "
+               f"{thread.state.replace('_', ' ')}", multiline=False, bold=True),
+        styled(f"Subject: {thread.subject or '(none)'}", multiline=False),
     ]
-    if pending_decision(thread):
-        lines.append(styled(decision_hint(thread), multiline=False, fg="yellow"))
+    if pending_decision(row):
+        lines.append(styled(decision_hint(row), multiline=False, fg="yellow"))
     for message in messages:
         lines.append("")
-        who = "You" if message["direction"] == "out" else (
-            f"{message['from_name']} <{message['from_address']}>" if message["from_name"]
-            else message["from_address"] or "(unknown sender)")
-        when = (message["date"] or "").replace("T", " ").replace("Z", " UTC")
-        label = KIND_LABELS.get(message["kind"])
+        who = "You" if message.direction == "out" else (
+            f"{message.from_name} <{message.from_address}>" if message.from_name
+            else message.from_address or "(unknown sender)")
+        when = (message.date or "").replace("T", " ").replace("Z", " UTC")
+        label = KIND_LABELS.get(message.kind)
         heading = f"── {who} · {when}"
         if label:
             heading += f" · {label}, not part of the discussion"
         lines.append(styled(heading + " ", multiline=False,
                             fg="cyan" if not label else "yellow"))
-        if label and message["kind_reasons"]:
-            lines.append(styled(f"   ({message['kind_reasons'][0]})", multiline=False,
+        if label and message.kind_reasons:
+            lines.append(styled(f"   ({message.kind_reasons[0]})", multiline=False,
                                 dim=True))
-        lines.append(styled((message["visible_text"] or "").rstrip() or "(no text)"))
-        quoted = (message["quoted_text"] or "").rstrip()
+        lines.append(styled((message.visible_text or "").rstrip() or "(no text)"))
+        quoted = (message.quoted_text or "").rstrip()
         if quoted:
             if quotes:
                 lines.append(styled(quoted, dim=True))
@@ -213,7 +218,7 @@ def render_thread(thread: dict[str, Any], messages: list[dict[str, Any]], *, quo
                 count = quoted.count("\n") + 1
                 lines.append(click.style(f"[… {count} quoted line{'s' if count != 1 else ''} "
                                          "hidden: --quotes shows them]", dim=True))
-        signature = (message["signature"] or "").rstrip()
+        signature = (message.signature or "").rstrip()
         if signature:
             lines.append(styled(signature, dim=True))
     return "\n".join(lines)

@@ -227,7 +227,7 @@ def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
                                   f"{related['thread_id']}")
             return
         if related["direction"] == "out" and related["post_id"] == result.post_id:
-            claimed = store.get_thread(conn, related["thread_id"])["correspondent_id"]
+            claimed = store.get_thread(conn, related["thread_id"]).correspondent_id
             result.reasons.append(f"answers <{related['message_id']}> in thread "
                                   f"{related['thread_id']}, but the sender {analysis.from_address} "
                                   "is not an address of its correspondent: kept apart until you "
@@ -330,7 +330,7 @@ def _same_person(conn: sqlite3.Connection, related: dict[str, Any], analysis: An
     """
     if related["direction"] == "out":
         thread = store.get_thread(conn, related["thread_id"])
-        return _sender_is(conn, analysis, thread["correspondent_id"])
+        return _sender_is(conn, analysis, thread.correspondent_id)
     return related["from_address"] == analysis.from_address
 
 

@@ -24,9 +24,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
-from typing import Any
 
 from .classify import MACHINE_KINDS
+from .records import ThreadMessage
 
 KIND_NAMES = {"auto_reply": "an auto-reply", "bounce": "a bounce",
               "feedback_report": "a feedback (abuse) report", "other": "an automatic message"}
@@ -170,11 +170,11 @@ def new_message_id(domain: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    message: dict[str, Any]
+    message: ThreadMessage
     warning: str | None  # set when the author must confirm: machine mail
 
 
-def choose_target(messages: Sequence[dict[str, Any]], to_message: str | None) -> Target:
+def choose_target(messages: Sequence[ThreadMessage], to_message: str | None) -> Target:
     """The message an answer replies to: ``to_message`` (row id or Message-ID) or the last one.
 
     Machine mail is never answered silently: the warning names it and asks. When the thread
@@ -187,41 +187,41 @@ def choose_target(messages: Sequence[dict[str, Any]], to_message: str | None) ->
     if to_message is not None:
         wanted = to_message.strip().strip("<>")
         for message in messages:
-            if str(message["id"]) == wanted or message["message_id"] == wanted:
+            if str(message.id) == wanted or message.message_id == wanted:
                 return Target(message, _machine_warning(message, "the message you chose"))
         raise LookupError(f"no message {to_message!r} in this thread")
     last = messages[-1]
     warning = _machine_warning(last, "the last message of this thread")
     if warning is None:
         return Target(last, None)
-    human = [m for m in messages if m["kind"] not in MACHINE_KINDS]
+    human = [m for m in messages if m.kind not in MACHINE_KINDS]
     return Target(human[-1] if human else last, warning)
 
 
-def recipient(messages: Sequence[dict[str, Any]], target: dict[str, Any],
+def recipient(messages: Sequence[ThreadMessage], target: ThreadMessage,
               fallback: tuple[str, str]) -> tuple[str, str]:
     """(name, address) the answer goes to: the correspondent, at the address they last used.
 
     Never the sender of machine mail (a bounce comes from MAILER-DAEMON), never the author.
     """
-    def person(message: dict[str, Any]) -> bool:
-        return (message["direction"] == "in" and message["kind"] not in MACHINE_KINDS
-                and bool(message["from_address"]))
+    def person(message: ThreadMessage) -> bool:
+        return (message.direction == "in" and message.kind not in MACHINE_KINDS
+                and bool(message.from_address))
 
     if person(target):
-        return target["from_name"] or "", target["from_address"]
+        return target.from_name, target.from_address
     for message in reversed(messages):
         if person(message):
-            return message["from_name"] or "", message["from_address"]
+            return message.from_name, message.from_address
     return fallback
 
 
-def _machine_warning(message: dict[str, Any], which: str) -> str | None:
-    if message["kind"] not in MACHINE_KINDS:
+def _machine_warning(message: ThreadMessage, which: str) -> str | None:
+    if message.kind not in MACHINE_KINDS:
         return None
-    reasons = message.get("kind_reasons") or []
+    reasons = message.kind_reasons
     detail = f" ({reasons[0]})" if reasons else ""
-    return (f"{which} is {KIND_NAMES.get(message['kind'], 'automatic mail')}{detail}, "
+    return (f"{which} is {KIND_NAMES.get(message.kind, 'automatic mail')}{detail}, "
             "not written by a person")
 
 

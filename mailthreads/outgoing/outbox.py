@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from ..config import Config, ImapAccount
 from ..db import store
 from ..mail import compose
+from ..mail.records import ThreadMessage
 from ..mail.routing import reply_address
 from ..tokens import make_token
 from . import relay
@@ -64,29 +64,28 @@ def reply_problems(config: Config, *, sending: bool) -> list[str]:
     return found
 
 
-def draft_reply(config: Config, thread: dict[str, Any], messages: list[dict[str, Any]],
-                answered: dict[str, Any]) -> compose.Reply:
+def draft_reply(config: Config, thread: store.Thread, messages: list[ThreadMessage],
+                answered: ThreadMessage) -> compose.Reply:
     """The headers of an answer to ``answered`` in ``thread`` (rows from the store).
 
     Raises ``compose.UnsafeHeader`` when a stored message id carries a line break.
     """
     to_name, to_address = compose.recipient(
         messages, answered,
-        (thread["correspondent_name"] or "", thread["correspondent_address"] or ""))
-    token = make_token(config.secret or "", thread["post"], thread["correspondent_id"])
-    parent = compose.usable_message_id(answered["message_id"],
-                                       bool(answered["synthetic_message_id"]))
+        (thread.correspondent_name or "", thread.correspondent_address or ""))
+    token = make_token(config.secret or "", thread.post, thread.correspondent_id)
+    parent = compose.usable_message_id(answered.message_id, answered.synthetic_message_id)
     return compose.Reply(
         from_name=config.author.name,
         from_address=config.author.addresses[0],
         to_name=to_name,
         to_address=to_address,
-        subject=answered["subject"] or thread["subject"] or "",
-        reply_to=reply_address(thread["post"], config.addresses, token),
+        subject=answered.subject or thread.subject or "",
+        reply_to=reply_address(thread.post, config.addresses, token),
         message_id=compose.new_message_id(config.addresses.domain),
         date=datetime.now(UTC),
         in_reply_to=parent,
-        references=compose.thread_references(parent, answered["references"]),
+        references=compose.thread_references(parent, answered.references),
     )
 
 

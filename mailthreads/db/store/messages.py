@@ -1,0 +1,179 @@
+"""Messages and their attachments: the filed record, and the reads of a thread's messages."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ...mail.records import ThreadMessage
+from ._rows import _dict, _dicts, _one
+
+
+class MessageRow(NamedTuple):
+    """A message as ``show`` reads it: one field per column read, lists decoded."""
+
+    id: int
+    message_id: str
+    parent_message_id: str | None
+    direction: str
+    kind: str
+    from_name: str | None
+    from_address: str | None
+    to_addresses: list[str]
+    subject: str | None
+    date: str | None
+    visible_text: str | None
+    quoted_text: str | None
+    signature: str | None
+    source: str
+    is_read: int  # 0/1, as stored (and as ``show --json`` has always printed it)
+    message_id_reused: int
+    kind_reasons: list[str]
+
+
+# Columns holding a JSON array of strings.
+_JSON_COLUMNS = frozenset({"kind_reasons", "to_addresses", "cc_addresses", "references"})
+
+
+def _decoded(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    return {name: json.loads(value or "[]") if name in _JSON_COLUMNS else value
+            for name, value in zip(names, row, strict=True)}
+
+
+def _column_list(names: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _thread_rows(conn: sqlite3.Connection, thread_id: int,
+                 names: Sequence[str]) -> list[dict[str, Any]]:
+    """Columns ``names`` of a thread's messages, oldest first, lists decoded."""
+    rows = conn.execute(
+        f"SELECT {_column_list(names)} FROM messages WHERE thread_id = ? ORDER BY date, id",
+        (thread_id,),
+    ).fetchall()
+    return [_decoded(names, row) for row in rows]
+
+
+def thread_messages(conn: sqlite3.Connection, thread_id: int) -> list[MessageRow]:
+    return [MessageRow(**values) for values in _thread_rows(conn, thread_id, MessageRow._fields)]
+
+
+def reply_candidates(conn: sqlite3.Connection, thread_id: int) -> list[ThreadMessage]:
+    """A thread's messages, oldest first, with what an answer to each one needs."""
+    return [_thread_message(values)
+            for values in _thread_rows(conn, thread_id, ThreadMessage._fields)]
+
+
+def _thread_message(values: dict[str, Any]) -> ThreadMessage:
+    text = {name: values[name] or "" for name in
+            ("from_name", "from_address", "subject", "visible_text")}
+    return ThreadMessage(**{**values, **text,
+                            "kind_reasons": tuple(values["kind_reasons"]),
+                            "references": tuple(values["references"]),
+                            "synthetic_message_id": bool(values["synthetic_message_id"])})
+
+
+def search_messages(conn: sqlite3.Connection, query: str, limit: int = 50) -> list[dict[str, Any]]:
+    return _dicts(conn.execute(
+        """SELECT messages.id, messages.thread_id AS thread, posts.slug AS post,
+                  messages.from_name, messages.from_address, messages.subject, messages.date,
+                  snippet(messages_fts, 1, '[', ']', '…', 12) AS snippet
+           FROM messages_fts
+           JOIN messages ON messages.id = messages_fts.rowid
+           LEFT JOIN posts ON posts.id = messages.post_id
+           WHERE messages_fts MATCH ?
+           ORDER BY messages_fts.rank LIMIT ?""",
+        (query, limit),
+    ))
+
+
+def message_by_identity(conn: sqlite3.Connection, identity_sha256: str) -> dict[str, Any] | None:
+    return _dict(conn.execute(
+        "SELECT id, message_id, thread_id, post_id, kind FROM messages WHERE identity_sha256 = ?",
+        (identity_sha256,),
+    ))
+
+
+def message_id_known(conn: sqlite3.Connection, message_id: str) -> bool:
+    return _one(conn, "SELECT 1 FROM messages WHERE message_id = ? LIMIT 1", (message_id,)) == 1
+
+
+def known_message_ids(conn: sqlite3.Connection, message_ids: Iterable[str]) -> set[str]:
+    """Which of ``message_ids`` name stored messages (for mail the parser could not read)."""
+    return {message_id for message_id in message_ids if message_id_known(conn, message_id)}
+
+
+def first_known_message(conn: sqlite3.Connection,
+                        message_ids: Iterable[str]) -> dict[str, Any] | None:
+    """The first of ``message_ids`` (in the order given) that names a stored message."""
+    for message_id in message_ids:
+        row = _dict(conn.execute(
+            """SELECT id, message_id, thread_id, post_id, direction, kind, from_address
+               FROM messages WHERE message_id = ? ORDER BY id LIMIT 1""",
+            (message_id,),
+        ))
+        if row:
+            return row
+    return None
+
+
+class NewMessage(NamedTuple):
+    """A message as filed: one field per column of ``messages`` but ``id`` and
+    ``received_at`` (stamped by ``insert_message``). The INSERT is made from these fields, so a
+    new column is a field here and a step in the migrations."""
+
+    message_id: str
+    synthetic_message_id: bool
+    message_id_reused: bool
+    thread_id: int | None
+    post_id: int | None
+    parent_message_id: str | None
+    direction: str
+    kind: str
+    kind_reasons: Sequence[str]
+    from_name: str
+    from_address: str
+    to_addresses: Sequence[str]
+    cc_addresses: Sequence[str]
+    subject: str
+    date: str
+    in_reply_to: str | None
+    references: Sequence[str]
+    visible_text: str
+    quoted_text: str
+    signature: str
+    body_text: str
+    body_html: str
+    source: str
+    raw_sha256: str
+    identity_sha256: str
+    is_read: bool
+
+
+_INSERT_MESSAGE = (f"INSERT INTO messages ({_column_list((*NewMessage._fields, 'received_at'))}) "
+                   f"VALUES ({', '.join('?' * (len(NewMessage._fields) + 1))})")
+
+
+def _stored(name: str, value: Any) -> Any:
+    """A field as its column holds it: lists as JSON arrays, flags as 0/1."""
+    if name in _JSON_COLUMNS:
+        return json.dumps(list(value))
+    return int(value) if isinstance(value, bool) else value
+
+
+def insert_message(conn: sqlite3.Connection, message: NewMessage, received_at: str) -> int:
+    values = [_stored(name, value) for name, value in message._asdict().items()]
+    cursor = conn.execute(_INSERT_MESSAGE, (*values, received_at))
+    return int(cursor.lastrowid or 0)
+
+
+def add_attachment(conn: sqlite3.Connection, message_row_id: int, filename: str,
+                   content_type: str, content: bytes, sha256: str) -> None:
+    conn.execute(
+        """INSERT INTO attachments (message_id, filename, content_type, size, sha256, content)
+           VALUES (?, ?, ?, ?, ?, ?)""",
+        (message_row_id, filename, content_type, len(content), sha256, content),
+    )
+
