@@ -1081,3 +1081,173 @@ def delivery_status(conn: sqlite3.Connection, delivery_id: int) -> str | None:
 
 def count_pending_deliveries(conn: sqlite3.Connection) -> int:
     return _one(conn, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'") or 0
+
+
+# --- triage (issue 11) ----------------------------------------------------------------------
+# Triage (``next``, ``mark-unread``, undelivered answers), clean-up (``threads delete``,
+# ``posts delete``, ``outbox cancel``/``edit``) and attachments. The lead moves these into the
+# per-table modules.
+
+# A bounce is permanent unless classification marked it a delay warning (classify's
+# TEMPORARY_FAILURE among its reasons; the string is repeated here because db/ does not import
+# mail/).
+_DELAY_REASON = "temporary: delivery delayed, the sending server keeps trying"
+
+
+def next_thread_to_answer(conn: sqlite3.Connection, *, newest: bool = False,
+                          skip: Sequence[int] = ()) -> int | None:
+    """The thread that has waited longest for an answer (``newest``: the latest to ask),
+    leaving out ``skip``; None when nothing waits."""
+    order = "DESC" if newest else "ASC"
+    placeholders = ", ".join("?" * len(skip))
+    excluded = f"AND id NOT IN ({placeholders})" if skip else ""
+    return _one(conn, f"""SELECT id FROM threads
+                          WHERE state = 'needs_reply' AND message_count > 0 {excluded}
+                          ORDER BY last_reply_at {order}, id {order} LIMIT 1""", list(skip))
+
+
+def mark_thread_unread(conn: sqlite3.Connection, thread_id: int) -> int:
+    """Mark the thread's newest reply from the correspondent unread again; returns the number
+    of unread replies (0: the thread has no reply from them to mark)."""
+    get_thread(conn, thread_id)
+    conn.execute(
+        """UPDATE messages SET is_read = 0 WHERE id = (
+               SELECT id FROM messages WHERE thread_id = ? AND direction = 'in'
+                  AND kind = 'reply' ORDER BY received_at DESC, id DESC LIMIT 1)""",
+        (thread_id,))
+    unread = _one(conn, "SELECT COUNT(*) FROM messages WHERE thread_id = ? AND direction = 'in' "
+                  "AND kind = 'reply' AND is_read = 0", (thread_id,))
+    conn.execute("UPDATE threads SET unread = ? WHERE id = ?", (unread, thread_id))
+    return int(unread)
+
+
+def attachments_of(conn: sqlite3.Connection, message_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The attachments of these messages (rows of ``messages.id``), without their content."""
+    if not message_ids:
+        return []
+    return _dicts(conn.execute(
+        f"""SELECT id, message_id, filename, content_type, size, sha256 FROM attachments
+            WHERE message_id IN ({', '.join('?' * len(message_ids))}) ORDER BY id""",
+        list(message_ids)))
+
+
+def attachment_contents(conn: sqlite3.Connection, message_id: int) -> list[dict[str, Any]]:
+    """One message's attachments with their bytes; NotFound if there is no such message."""
+    if _one(conn, "SELECT 1 FROM messages WHERE id = ?", (message_id,)) is None:
+        raise NotFound(f"no message {message_id}")
+    return _dicts(conn.execute(
+        "SELECT id, filename, content_type, size, content FROM attachments "
+        "WHERE message_id = ? ORDER BY id", (message_id,)))
+
+
+def undelivered_answers(conn: sqlite3.Connection,
+                        thread_ids: Sequence[int] | None = None) -> dict[int, dict[str, Any]]:
+    """{thread id: the newest of its answers that a permanent bounce reports undelivered}.
+
+    Derived from the messages, no state of its own: a bounce names the answer it concerns by
+    its parent (when the notice carried In-Reply-To/References), else it concerns the newest
+    answer received before it. An answer written after the bounce settles it: the author has
+    written again. Each row: ``thread_id``, ``answer_date``, ``bounce_id``, ``bounce_raw_sha256``.
+    """
+    where = ""
+    params: list[Any] = [_DELAY_REASON]
+    if thread_ids is not None:
+        if not thread_ids:
+            return {}
+        where = f"AND bounce.thread_id IN ({', '.join('?' * len(thread_ids))})"
+        params.extend(thread_ids)
+    rows = _dicts(conn.execute(
+        f"""SELECT bounce.thread_id, bounce.id AS bounce_id,
+                   bounce.raw_sha256 AS bounce_raw_sha256, bounce.received_at AS bounced_at,
+                   COALESCE(
+                     (SELECT date FROM messages AS answer
+                       WHERE answer.thread_id = bounce.thread_id AND answer.direction = 'out'
+                         AND answer.message_id = bounce.parent_message_id),
+                     (SELECT date FROM messages AS answer
+                       WHERE answer.thread_id = bounce.thread_id AND answer.direction = 'out'
+                         AND answer.kind = 'reply' AND answer.received_at <= bounce.received_at
+                       ORDER BY answer.received_at DESC, answer.id DESC LIMIT 1)) AS answer_date
+            FROM messages AS bounce
+            WHERE bounce.kind = 'bounce' AND bounce.thread_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM json_each(bounce.kind_reasons) WHERE value = ?)
+              AND NOT EXISTS (SELECT 1 FROM messages AS later
+                               WHERE later.thread_id = bounce.thread_id
+                                 AND later.direction = 'out' AND later.kind = 'reply'
+                                 AND later.received_at > bounce.received_at)
+              {where}
+            ORDER BY bounce.received_at, bounce.id""", params))
+    return {row["thread_id"]: row for row in rows if row["answer_date"] is not None}
+
+
+def delayed_answers(conn: sqlite3.Connection, thread_id: int) -> list[dict[str, Any]]:
+    """The delay warnings filed in a thread (bounces marked temporary), oldest first."""
+    return _dicts(conn.execute(
+        """SELECT id, received_at FROM messages
+           WHERE thread_id = ? AND kind = 'bounce'
+             AND EXISTS (SELECT 1 FROM json_each(kind_reasons) WHERE value = ?)
+           ORDER BY received_at, id""", (thread_id, _DELAY_REASON)))
+
+
+def delete_messages(conn: sqlite3.Connection, message_ids: Sequence[int], reason: str, *,
+                    purge: bool) -> int:
+    """Delete these messages (rows of ``messages.id``) and leave a tombstone for each, so that
+    no rescan or poll files them again. ``purge`` also removes their raw bytes (unless another
+    message keeps them) and the deliveries that brought them; the full-text rows go with the
+    messages (the FTS triggers), attachments always. Returns how many were deleted."""
+    deleted = 0
+    for message_id in message_ids:
+        row = _dict(conn.execute("SELECT raw_sha256, identity_sha256 FROM messages WHERE id = ?",
+                                 (message_id,)))
+        if row is None:
+            continue
+        add_tombstone(conn, reason, raw_sha256=row["raw_sha256"],
+                      identity_sha256=row["identity_sha256"])
+        conn.execute("DELETE FROM attachments WHERE message_id = ?", (message_id,))
+        conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        if purge:
+            _forget_raw_if_unused(conn, row["raw_sha256"])
+        deleted += 1
+    return deleted
+
+
+def thread_message_ids(conn: sqlite3.Connection, thread_id: int) -> list[int]:
+    return [row[0] for row in conn.execute(
+        "SELECT id FROM messages WHERE thread_id = ? ORDER BY id", (thread_id,))]
+
+
+def delete_thread(conn: sqlite3.Connection, thread_id: int, reason: str, *,
+                  purge: bool) -> int:
+    """Delete a thread, its messages and its unsent answers; returns the messages deleted.
+    Sent answers' outbox rows go too: their copy in the thread is what is deleted."""
+    get_thread(conn, thread_id)
+    deleted = delete_messages(conn, thread_message_ids(conn, thread_id), reason, purge=purge)
+    conn.execute("DELETE FROM outbox WHERE thread_id = ?", (thread_id,))
+    conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+    return deleted
+
+
+def delete_post(conn: sqlite3.Connection, slug: str, reason: str, *,
+                purge: bool) -> tuple[int, int]:
+    """Delete a post, its threads and every message filed under it (machine mail in no thread
+    too); returns (threads, messages) deleted."""
+    post = post_by_slug(conn, slug)
+    if post is None:
+        raise NotFound(f"no post with slug {slug!r}")
+    threads = [row["id"] for row in threads_of_post(conn, post["id"])]
+    messages = sum(delete_thread(conn, thread_id, reason, purge=purge) for thread_id in threads)
+    loose = [row[0] for row in conn.execute(
+        "SELECT id FROM messages WHERE post_id = ? ORDER BY id", (post["id"],))]
+    messages += delete_messages(conn, loose, reason, purge=purge)
+    conn.execute("DELETE FROM posts WHERE id = ?", (post["id"],))
+    return len(threads), messages
+
+
+def delete_outbox_entry(conn: sqlite3.Connection, entry_id: int) -> None:
+    conn.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+
+
+def replace_outbox_answer(conn: sqlite3.Connection, entry_id: int, body: str,
+                          raw: bytes) -> None:
+    """An edited answer: new text and bytes, waiting to be sent as if never tried."""
+    conn.execute("UPDATE outbox SET body = ?, raw = ?, status = 'pending', last_error = NULL "
+                 "WHERE id = ?", (body, raw, entry_id))
