@@ -213,7 +213,7 @@ def _ask() -> str:
     click.echo(PROMPT, nl=False)
     while True:
         try:
-            key = click.getchar()
+            key = read_key()
         except (KeyboardInterrupt, EOFError, click.Abort):
             key = "q"
         action = KEYS.get(key.lower())
@@ -221,6 +221,39 @@ def _ask() -> str:
             click.echo(action)
             return action
         click.echo(f"\n{PROMPT}", nl=False)
+
+
+def read_key() -> str:
+    """One key, without Enter and without echo.
+
+    ``click.getchar`` on a terminal, but keeping type-ahead: click switches to raw mode with
+    TCSAFLUSH, which throws away a key pressed while the thread was being printed. Here the
+    terminal goes to cbreak mode at once (TCSANOW), and an escape sequence (an arrow key) is
+    read whole and ignored, so that its last letter is not taken for a choice.
+    """
+    import select
+    import sys
+    import termios
+    import tty
+
+    if not sys.stdin.isatty():
+        return click.getchar()
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)
+        first = os.read(fd, 1)
+        if first == b"\x1b":
+            while select.select([fd], [], [], 0.05)[0] and os.read(fd, 16):
+                pass
+            return ""
+        if first in (b"", b"\x04"):
+            raise EOFError
+        if first == b"\x03":
+            raise KeyboardInterrupt
+        return first.decode("latin-1")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _summary(tally: Counter[str], waiting: int) -> str:
