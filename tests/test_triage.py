@@ -11,7 +11,6 @@ import json
 import os
 import pty
 import select
-import sqlite3
 import stat
 import struct
 import subprocess
@@ -212,3 +211,161 @@ def _plain_env(root: Path) -> dict[str, str]:
                   PYTHONPATH=os.pathsep.join(filter(None, (
                       str(REPO), os.environ.get("PYTHONPATH")))))
     return values
+
+
+# Undelivered answers ------------------------------------------------------------------------
+
+
+def delay_warning_of(original_id: str) -> bytes:
+    """A 'still trying' notice: Action: delayed, Status 4.4.7."""
+    return (bounce_of(original_id).decode()
+            .replace("Action: failed\r\nStatus: 5.1.1", "Action: delayed\r\nStatus: 4.4.7")
+            .replace("<bounce1@mx.example.org>", "<delay1@mx.example.org>")
+            .replace("could not be delivered", "is delayed")).encode()
+
+
+def answered_threads(env: Path) -> tuple[int, int]:
+    ingest(env, from_reader("ann", 0), from_reader("bea", 10),
+           answer_from_author("ann@example.com", "<ann-0@example.com>", "<a1@blog.example>", 30),
+           answer_from_author("bea@example.com", "<bea-10@example.com>", "<b1@blog.example>",
+                              40))
+    return thread_of("ann@example.com"), thread_of("bea@example.com")
+
+
+def test_a_bounced_answer_is_named_in_threads_and_show(env):
+    ann, bea = answered_threads(env)
+    ingest(env, bounce_of("a1@blog.example"), delay_warning_of("b1@blog.example"))
+    note = "your answer of 2026-11-01 was not delivered: the address does not exist"
+    result = CliRunner().invoke(cli, ["threads"], catch_exceptions=False)
+    assert f"Thread {ann}: {note}" in result.stderr
+    assert f"Thread {bea}:" not in result.stderr
+    rows = {row["id"]: row for row in run_json("threads")}
+    assert rows[ann]["undelivered"] == note and rows[bea]["undelivered"] is None
+    assert {row["state"] for row in rows.values()} == {"answered"}  # three states, unchanged
+    assert [row["id"] for row in run_json("threads", "--undelivered")] == [ann]
+    shown = run("show", str(ann), "--no-pager")
+    assert note[:1].upper() + note[1:] in shown
+    assert "5.1.1" not in shown.split("──")[0]  # plain words at the top, no status code
+    assert run_json("show", str(ann))["undelivered"] == note
+    # A delay warning is a note, not a failure.
+    delayed = run("show", str(bea), "--no-pager")
+    assert "not delivered" not in delayed and "delayed" in delayed
+    assert run_json("show", str(bea))["undelivered"] is None
+
+
+def test_writing_again_settles_an_undelivered_answer(env):
+    ann, _ = answered_threads(env)
+    ingest(env, bounce_of("a1@blog.example"))
+    assert [row["id"] for row in run_json("threads", "--undelivered")] == [ann]
+    ingest(env, answer_from_author("ann@example.com", "<ann-0@example.com>",
+                                   "<a2@blog.example>", 50))
+    assert run_json("threads", "--undelivered") == []
+
+
+# Attachments --------------------------------------------------------------------------------
+
+
+def with_files(*files: tuple[str, bytes]) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Ann <ann@example.com>"
+    mail["To"] = "reply+why-i-blog@blog.example"
+    mail["Subject"] = "Re: Why I blog"
+    mail["Message-ID"] = "<files@example.com>"
+    mail["Date"] = format_datetime(time_of(0))
+    mail.set_content("Here is my plan.\n")
+    for name, content in files:
+        mail.add_attachment(content, maintype="application", subtype="octet-stream",
+                            filename=name)
+    return bytes(mail)
+
+
+def time_of(minutes: int):
+    from datetime import UTC, datetime, timedelta
+
+    return datetime(2026, 11, 1, 9, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+
+
+PLAN = b"%PDF-1.4 garden" * 1000  # 15,000 bytes: "15 KB"
+
+
+def test_show_lists_attachments_and_json_includes_them(env):
+    ingest(env, with_files(("garden-plan.pdf", PLAN)))
+    thread = thread_of("ann@example.com")
+    assert "[attachment: garden-plan.pdf, 15 KB]" in run("show", str(thread), "--no-pager")
+    [mail] = run_json("show", str(thread))["messages"]
+    [attachment] = mail["attachments"]
+    assert attachment["filename"] == "garden-plan.pdf" and attachment["size"] == len(PLAN)
+    assert "content" not in attachment
+
+
+def test_attachments_save_keeps_files_inside_dir_private_and_not_overwritten(env):
+    ingest(env, with_files(("garden-plan.pdf", PLAN), ("../../escape.sh", b"#!/bin/sh\n"),
+                           (".bashrc", b"alias x=y\n"), ("garden-plan.pdf", b"second")))
+    thread = thread_of("ann@example.com")
+    [mail] = run_json("show", str(thread))["messages"]
+    target = env / "out"
+    run("attachments", "save", str(mail["id"]), "--dir", str(target))
+    saved = sorted(path.name for path in target.iterdir())
+    assert saved == ["bashrc", "escape.sh", "garden-plan-2.pdf", "garden-plan.pdf"]
+    assert not (env / "escape.sh").exists() and not (env.parent / "escape.sh").exists()
+    assert (target / "garden-plan.pdf").read_bytes() == PLAN
+    assert {stat.S_IMODE(path.stat().st_mode) for path in target.iterdir()} == {0o600}
+    (target / "garden-plan.pdf").write_bytes(b"mine")
+    assert "exists: --force overwrites it" in run("attachments", "save", str(mail["id"]),
+                                                  "--dir", str(target), code=1)
+    assert (target / "garden-plan.pdf").read_bytes() == b"mine"
+    run("attachments", "save", str(mail["id"]), "--dir", str(target), "--force")
+    assert (target / "garden-plan.pdf").read_bytes() == PLAN
+    assert "no message 999" in run("attachments", "save", "999", code=1)
+
+
+# Deleting -----------------------------------------------------------------------------------
+
+
+SECRET_WORDS = "zanzibarquokka"
+
+
+def database_bytes(env: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in env.glob("mail.db*"))
+
+
+def test_threads_delete_asks_then_deletes_and_a_rescan_does_not_bring_it_back(env):
+    raws = [from_reader("ann", 0, f"The {SECRET_WORDS} question.\n"), from_reader("bea", 5)]
+    ingest(env, *raws)
+    ann = thread_of("ann@example.com")
+    assert "Aborted" in run("threads", "delete", str(ann), input="n\n", code=1)
+    assert len(run_json("threads")) == 2
+    assert "Deleted thread" in run("threads", "delete", str(ann), input="y\n")
+    assert [row["correspondent_address"] for row in run_json("threads")] == ["bea@example.com"]
+    assert run_json("search", SECRET_WORDS) == []
+    # The same mail again (a rescan, a re-read folder): not filed.
+    ingest(env, raws[0])
+    assert [row["correspondent_address"] for row in run_json("threads", "--all")] \
+        == ["bea@example.com"]
+    # Listing still works with its options.
+    assert run_json("threads", "--state", "needs-reply")[0]["correspondent_address"] \
+        == "bea@example.com"
+    assert "no thread 99" in run("threads", "delete", "99", "--yes", code=1)
+
+
+def test_purge_leaves_nothing_of_the_thread_on_disk(env):
+    ingest(env, from_reader("ann", 0, f"The {SECRET_WORDS} question.\n"),
+           with_files((f"{SECRET_WORDS}.pdf", PLAN)), from_reader("bea", 5))
+    assert SECRET_WORDS.encode() in database_bytes(env)
+    run("threads", "delete", str(thread_of("ann@example.com")), "--yes", "--purge")
+    assert SECRET_WORDS.encode() not in database_bytes(env)
+    assert b"%PDF-1.4 garden" not in database_bytes(env)
+    ingest(env, from_reader("ann", 0, f"The {SECRET_WORDS} question.\n"))
+    assert [row["correspondent_address"] for row in run_json("threads", "--all")] \
+        == ["bea@example.com"]
+
+
+def test_posts_delete_takes_its_threads(env):
+    ingest(env, from_reader("ann", 0, f"The {SECRET_WORDS} question.\n"),
+           message(sender="Cy <cy@example.com>", to="reply+other@blog.example",
+                   message_id="<cy@example.com>"))
+    run("posts", "delete", "why-i-blog", "--yes", "--purge")
+    assert [row["post"] for row in run_json("threads", "--all")] == ["other"]
+    assert [row["slug"] for row in run_json("posts", "list")] == ["other"]
+    assert SECRET_WORDS.encode() not in database_bytes(env)
+    assert "no post with slug 'nope'" in run("posts", "delete", "nope", "--yes", code=1)

@@ -1165,7 +1165,8 @@ def undelivered_answers(conn: sqlite3.Connection,
                          AND answer.message_id = bounce.parent_message_id),
                      (SELECT date FROM messages AS answer
                        WHERE answer.thread_id = bounce.thread_id AND answer.direction = 'out'
-                         AND answer.kind = 'reply' AND answer.received_at <= bounce.received_at
+                         AND answer.kind = 'reply'
+                         AND (answer.received_at, answer.id) < (bounce.received_at, bounce.id)
                        ORDER BY answer.received_at DESC, answer.id DESC LIMIT 1)) AS answer_date
             FROM messages AS bounce
             WHERE bounce.kind = 'bounce' AND bounce.thread_id IS NOT NULL
@@ -1173,7 +1174,8 @@ def undelivered_answers(conn: sqlite3.Connection,
               AND NOT EXISTS (SELECT 1 FROM messages AS later
                                WHERE later.thread_id = bounce.thread_id
                                  AND later.direction = 'out' AND later.kind = 'reply'
-                                 AND later.received_at > bounce.received_at)
+                                 AND (later.received_at, later.id)
+                                     > (bounce.received_at, bounce.id))
               {where}
             ORDER BY bounce.received_at, bounce.id""", params))
     return {row["thread_id"]: row for row in rows if row["answer_date"] is not None}
