@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import sqlite3
 import stat
 import struct
 import subprocess
@@ -369,3 +370,97 @@ def test_posts_delete_takes_its_threads(env):
     assert [row["slug"] for row in run_json("posts", "list")] == ["other"]
     assert SECRET_WORDS.encode() not in database_bytes(env)
     assert "no post with slug 'nope'" in run("posts", "delete", "nope", "--yes", code=1)
+
+
+# The outbox: cancel, edit, and the retry window ---------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    from test_answer_cli import Site
+
+    with running_relay(tmp_path, security="starttls") as relay:
+        yield Site(tmp_path, monkeypatch, relay)
+
+
+def failed_answer(site, text: str = "Sent while the relay was down.") -> int:
+    from test_answer_cli import ada_writes
+
+    thread = site.ingest(ada_writes())["thread"]
+    site.relay.stop()
+    site.run("reply", str(thread), "-m", text, code=75)
+    [entry] = site.json("outbox", "list")
+    return entry["id"]
+
+
+def age_outbox(site, hours: float) -> None:
+    """As if the answer had been written ``hours`` ago (the clock cannot be moved)."""
+    from datetime import UTC, datetime, timedelta
+
+    written = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with sqlite3.connect(site.root / "mail.db") as conn:
+        conn.execute("UPDATE outbox SET created_at = ?", (written,))
+    conn.close()
+
+
+def test_cron_does_not_send_an_old_failed_answer_by_surprise(site):
+    entry = failed_answer(site)
+    age_outbox(site, 30)
+    site.relay.start()
+    waiting = site.run("outbox", "send")  # what cron runs
+    assert "more than 24 hours ago: it waits for you" in waiting.stderr
+    assert site.relay.received == []
+    assert site.json("outbox", "list")[0]["status"] == "failed"
+    assert f"Reply {entry} sent" in site.run("outbox", "send", str(entry)).stdout
+    assert len(site.relay.received) == 1
+
+
+def test_outbox_send_all_and_a_wider_window_send_older_answers(site):
+    failed_answer(site)
+    age_outbox(site, 30)
+    site.relay.start()
+    site.config.write_text(site.config.read_text() + "retry_window_hours = 48\n")
+    assert "sent to ada@example.net" in site.run("outbox", "send").stdout
+    assert len(site.relay.received) == 1
+
+
+def test_outbox_send_all_sends_what_waits_for_the_author(site):
+    failed_answer(site)
+    age_outbox(site, 30)
+    site.relay.start()
+    assert "sent to ada@example.net" in site.run("outbox", "send", "--all").stdout
+
+
+def test_outbox_cancel_means_never_sent(site):
+    entry = failed_answer(site)
+    site.run("outbox", "cancel", str(entry), input="n\n", code=1)
+    assert len(site.json("outbox", "list")) == 1
+    assert "never will be" in site.run("outbox", "cancel", str(entry), "--yes").stdout
+    site.relay.start()
+    site.run("outbox", "send")
+    site.run("outbox", "send", "--all")
+    assert site.relay.received == []
+    assert site.json("outbox", "list", "--all") == []
+    assert "no outbox entry" in site.run("outbox", "cancel", str(entry), "--yes",
+                                         code=1).output
+
+
+def test_outbox_edit_changes_the_text_in_the_editor(site):
+    entry = failed_answer(site, "Frist draft.")
+    [before] = site.json("outbox", "list")
+    site.answer("Second thoughts: ")
+    assert "changed" in site.run("outbox", "edit", str(entry)).stdout
+    site.relay.start()
+    site.run("outbox", "send", str(entry))
+    sent = site.sent()
+    assert sent.get_content().strip() == "Second thoughts: Frist draft."
+    assert sent["Message-ID"] == f"<{before['message_id']}>"
+    assert sent["To"] == "Ada Lovelace <ada@example.net>"
+    assert "sent already" in site.run("outbox", "edit", str(entry), code=1).output
+
+
+def test_retry_window_is_validated(env):
+    (env / "config.toml").write_text(CONFIG + '\n[outgoing]\nhost = "localhost"\n'
+                                     'retry_window_hours = "a day"\n')
+    out = run("config", "check", code=1)
+    assert "outgoing.retry_window_hours" in out and "config.toml" in out
