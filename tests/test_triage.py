@@ -463,4 +463,6 @@ def test_retry_window_is_validated(env):
     (env / "config.toml").write_text(CONFIG + '\n[outgoing]\nhost = "localhost"\n'
                                      'retry_window_hours = "a day"\n')
     out = run("config", "check", code=1)
-    assert "outgoing.retry_window_hours" in out and "config.toml" in out
+    assert "config.toml: outgoing.retry_window_hours: must be a positive number" in out
+    (env / "config.toml").write_text(CONFIG + '\n[outgoing]\nretry_window_hours = 72\n')
+    assert "problem" not in run("config", "check")
