@@ -239,7 +239,6 @@ def posts_delete(app: App, slug: str, yes: bool, purge: bool) -> None:
         mailthreads posts delete old-post --yes --purge
     """
     from ..db import store
-    from .triage import wipe_free_pages
 
     conn = app.database().conn
     post = store.post_by_slug(conn, slug)
@@ -249,9 +248,13 @@ def posts_delete(app: App, slug: str, yes: bool, purge: bool) -> None:
         count = len(store.threads_of_post(conn, post["id"]))
         confirm(f"Delete post {post['slug']} and its {count} thread{'s' * (count != 1)}? "
                 "This cannot be undone")
+    if purge:
+        store.overwrite_deleted_content(conn)
     with conn:
         threads, messages = store.delete_post(conn, post["slug"], "posts delete", purge=purge)
-    if purge:
-        wipe_free_pages(conn)
+    if purge and not store.wipe_deleted_content(conn):
+        from .triage import PURGE_BUSY
+
+        click.echo(PURGE_BUSY, err=True)
     click.echo(f"Deleted post {post['slug']} ({threads} threads, {messages} messages"
                f"{', raw mail purged' if purge else ''}).")

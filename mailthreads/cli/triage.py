@@ -24,6 +24,9 @@ from .review import threads as listing
 KEYS = {"r": "reply", "a": "archive", "s": "skip", "q": "quit"}
 PROMPT = "[r]eply  [a]rchive  [s]kip  [q]uit "
 MAX_FILENAME = 120
+PURGE_BUSY = ("Note: another process (serve, poll?) was reading the database, so its "
+              "write-ahead log may hold the deleted mail until that process stops (the last "
+              "one to close the database empties the log)")
 
 
 # Notes shown with a thread ------------------------------------------------------------------
@@ -134,22 +137,15 @@ def threads_delete(app: App, thread_ids: tuple[int, ...], yes: bool, purge: bool
         described = "; ".join(f"thread {t['id']} with {t['correspondent_address']} about "
                               f"{t['post']} ({t['messages']} messages)" for t in found)
         confirm(f"Delete {described}? This cannot be undone")
+    if purge:
+        store.overwrite_deleted_content(conn)
     with conn:
         deleted = sum(store.delete_thread(conn, t["id"], "threads delete", purge=purge)
                       for t in found)
-    if purge:
-        wipe_free_pages(conn)
+    if purge and not store.wipe_deleted_content(conn):
+        click.echo(PURGE_BUSY, err=True)
     click.echo(f"Deleted thread {', '.join(map(str, thread_ids))} ({deleted} messages"
                f"{', raw mail purged' if purge else ''}).")
-
-
-def wipe_free_pages(conn: sqlite3.Connection) -> None:
-    """Leave no deleted content in the file: merge the full-text index (its old segments held
-    the words), rewrite the database without free pages, and empty the write-ahead log."""
-    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
-    conn.commit()
-    conn.execute("VACUUM")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # next ---------------------------------------------------------------------------------------

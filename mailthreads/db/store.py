@@ -1244,6 +1244,23 @@ def delete_post(conn: sqlite3.Connection, slug: str, reason: str, *,
     return len(threads), messages
 
 
+def overwrite_deleted_content(conn: sqlite3.Connection) -> None:
+    """From now on, this connection zeroes what it deletes instead of leaving it in free
+    pages (for ``--purge``: nothing of the deleted mail may stay in the file)."""
+    conn.execute("PRAGMA secure_delete = ON")
+
+
+def wipe_deleted_content(conn: sqlite3.Connection) -> bool:
+    """After a purge: merge the full-text index (its old segments still held the words; the
+    merge frees them, zeroed), then copy the log into the database and empty it (older log
+    frames held the pages as they were). Costs one index merge, not a rewrite of the file.
+    False when another process's open read kept the log from being emptied."""
+    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+    conn.commit()
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy
+
+
 def delete_outbox_entry(conn: sqlite3.Connection, entry_id: int) -> None:
     conn.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
 
