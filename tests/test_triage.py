@@ -466,3 +466,19 @@ def test_retry_window_is_validated(env):
     assert "config.toml: outgoing.retry_window_hours: must be a positive number" in out
     (env / "config.toml").write_text(CONFIG + '\n[outgoing]\nretry_window_hours = 72\n')
     assert "problem" not in run("config", "check")
+
+
+@pytest.mark.parametrize(("status", "words"), [
+    ("5.1.1", "the address does not exist"),
+    ("5.2.2", "the recipient's mailbox is full"),
+    ("5.7.1", "the recipient's server refused it (a spam filter or a sending policy)"),
+    ("5.4.4", "the recipient's mail server could not be reached"),
+    ("5.9.99", "the recipient's server refused it"),
+])
+def test_failure_reasons_are_plain_words(status, words):
+    from mailthreads.mail.dsn import failure_in_words
+
+    raw = bounce_of("a1@blog.example").replace(b"Status: 5.1.1", f"Status: {status}".encode())
+    assert failure_in_words(raw) == words
+    assert failure_in_words(b"Subject: no report at all\r\n\r\nhello\r\n") \
+        == "the recipient's server refused it"
