@@ -37,10 +37,16 @@ def undelivered_notes(conn: sqlite3.Connection,
     """{thread: "your answer of <date> was not delivered: <reason>"} for threads where a
     permanent bounce reports one of the author's answers undelivered."""
     from ..db import store
+
+    bounced = store.bounced_threads(conn, thread_ids)
+    if not bounced:  # the usual case: no need to load the classifier for its constant
+        return {}
+    from ..mail.classify import TEMPORARY_FAILURE
     from ..mail.dsn import failure_in_words
 
     notes = {}
-    for thread_id, row in store.undelivered_answers(conn, thread_ids).items():
+    for thread_id, row in store.undelivered_answers(conn, TEMPORARY_FAILURE,
+                                                    sorted(bounced)).items():
         raw = store.raw_message(conn, row["bounce_raw_sha256"]) or b""
         notes[thread_id] = (f"your answer of {_day(row['answer_date'])} was not delivered: "
                             f"{failure_in_words(raw)}")
@@ -51,8 +57,12 @@ def thread_notes(conn: sqlite3.Connection, thread_id: int) -> list[str]:
     """What ``show`` says about a thread's answers above the conversation."""
     from ..db import store
 
+    if not store.bounced_threads(conn, [thread_id]):
+        return []
+    from ..mail.classify import TEMPORARY_FAILURE
+
     notes = list(undelivered_notes(conn, [thread_id]).values())
-    delays = store.delayed_answers(conn, thread_id)
+    delays = store.delayed_answers(conn, thread_id, TEMPORARY_FAILURE)
     if delays and not notes:
         notes.append(f"note: delivery of your answer was delayed ({_day(delays[-1]['received_at'])}"
                      "); the sending server keeps trying, nothing to do yet")

@@ -1088,11 +1088,6 @@ def count_pending_deliveries(conn: sqlite3.Connection) -> int:
 # ``posts delete``, ``outbox cancel``/``edit``) and attachments. The lead moves these into the
 # per-table modules.
 
-# A bounce is permanent unless classification marked it a delay warning (classify's
-# TEMPORARY_FAILURE among its reasons; the string is repeated here because db/ does not import
-# mail/).
-_DELAY_REASON = "temporary: delivery delayed, the sending server keeps trying"
-
 
 def next_thread_to_answer(conn: sqlite3.Connection, *, newest: bool = False,
                           skip: Sequence[int] = ()) -> int | None:
@@ -1140,9 +1135,27 @@ def attachment_contents(conn: sqlite3.Connection, message_id: int) -> list[dict[
         "WHERE message_id = ? ORDER BY id", (message_id,)))
 
 
-def undelivered_answers(conn: sqlite3.Connection,
+def bounced_threads(conn: sqlite3.Connection,
+                    thread_ids: Sequence[int] | None = None) -> set[int]:
+    """Which of these threads (all, when None) hold a bounce of any kind: a cheap look first,
+    so that listings without bounces pay for nothing more."""
+    if thread_ids is None:
+        return {row[0] for row in conn.execute(
+            "SELECT DISTINCT thread_id FROM messages WHERE kind = 'bounce' "
+            "AND thread_id IS NOT NULL")}
+    if not thread_ids:
+        return set()
+    return {row[0] for row in conn.execute(
+        f"""SELECT DISTINCT thread_id FROM messages WHERE kind = 'bounce'
+            AND thread_id IN ({', '.join('?' * len(thread_ids))})""", list(thread_ids))}
+
+
+def undelivered_answers(conn: sqlite3.Connection, delay_reason: str,
                         thread_ids: Sequence[int] | None = None) -> dict[int, dict[str, Any]]:
     """{thread id: the newest of its answers that a permanent bounce reports undelivered}.
+
+    A bounce is permanent unless classification put ``delay_reason`` (classify's
+    TEMPORARY_FAILURE) among its ``kind_reasons``.
 
     Derived from the messages, no state of its own: a bounce names the answer it concerns by
     its parent (when the notice carried In-Reply-To/References), else it concerns the newest
@@ -1150,7 +1163,7 @@ def undelivered_answers(conn: sqlite3.Connection,
     written again. Each row: ``thread_id``, ``answer_date``, ``bounce_id``, ``bounce_raw_sha256``.
     """
     where = ""
-    params: list[Any] = [_DELAY_REASON]
+    params: list[Any] = [delay_reason]
     if thread_ids is not None:
         if not thread_ids:
             return {}
@@ -1181,13 +1194,14 @@ def undelivered_answers(conn: sqlite3.Connection,
     return {row["thread_id"]: row for row in rows if row["answer_date"] is not None}
 
 
-def delayed_answers(conn: sqlite3.Connection, thread_id: int) -> list[dict[str, Any]]:
-    """The delay warnings filed in a thread (bounces marked temporary), oldest first."""
+def delayed_answers(conn: sqlite3.Connection, thread_id: int,
+                    delay_reason: str) -> list[dict[str, Any]]:
+    """The delay warnings filed in a thread (bounces with ``delay_reason``), oldest first."""
     return _dicts(conn.execute(
         """SELECT id, received_at FROM messages
            WHERE thread_id = ? AND kind = 'bounce'
              AND EXISTS (SELECT 1 FROM json_each(kind_reasons) WHERE value = ?)
-           ORDER BY received_at, id""", (thread_id, _DELAY_REASON)))
+           ORDER BY received_at, id""", (thread_id, delay_reason)))
 
 
 def delete_messages(conn: sqlite3.Connection, message_ids: Sequence[int], reason: str, *,
