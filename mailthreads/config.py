@@ -91,6 +91,9 @@ class Outgoing(NamedTuple):
     password_command: str | None = None
     save_to_sent: bool = True
     timeout: float = 60.0
+    # 'outbox send' without IDs (cron) retries only answers younger than this; older ones wait
+    # for the author, so that a failed answer never goes out days later by surprise.
+    retry_window_hours: float = 24.0
 
 
 class Config(NamedTuple):
@@ -350,6 +353,8 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
         password_command=reader.string(table, section, "password_command"),
         save_to_sent=reader.boolean(table, section, "save_to_sent", defaults.save_to_sent),
         timeout=reader.positive_number(table, section, "timeout", defaults.timeout),
+        retry_window_hours=reader.positive_number(table, section, "retry_window_hours",
+                                                  defaults.retry_window_hours),
     )
 
 

@@ -231,17 +231,23 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
 @click.argument("entry_ids", metavar="[ID]...", nargs=-1, type=int)
 @click.option("--force", is_flag=True,
               help="Also send the named answers whose earlier attempt may have arrived")
+@click.option("--all", "every_age", is_flag=True,
+              help="Also send answers older than the [outgoing] retry window")
 @click.pass_obj
-def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
+def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool, every_age: bool) -> None:
     """Send the answers waiting in the outbox (all of them, or the IDs given).
 
-    Pending and failed answers are sent; sent ones never again. Copies owed to the IMAP Sent
-    folder are saved too. Exits 75 if anything could not be sent for now (the relay is down),
-    1 if a setting must change first (a certificate, TLS on a plain port, a refused login).
+    Pending and failed answers are sent; sent ones never again. Without IDs (as from cron),
+    only answers written within the [outgoing] retry_window_hours (default 24) are retried:
+    older ones wait for you, so that an answer never goes out days later by surprise; name
+    them, or give --all. Copies owed to the IMAP Sent folder are saved too. Exits 75 if
+    anything could not be sent for now (the relay is down), 1 if a setting must change first
+    (a certificate, TLS on a plain port, a refused login).
 
     \b
     Examples:
         mailthreads outbox send
+        mailthreads outbox send --all
         mailthreads outbox send 4 --force
     """
     from ..db import store
@@ -256,7 +262,8 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
         except store.NotFound as error:
             raise click.ClickException(f"{error}: see 'mailthreads outbox list --all'") \
                 from None
-    results = outbox_module.deliver_all(conn, app.config, entry_ids or None, force=force)
+    results = outbox_module.deliver_all(conn, app.config, entry_ids or None, force=force,
+                                        every_age=every_age)
     if not results:
         click.echo("The outbox is empty: nothing to send.")
         return
@@ -265,3 +272,78 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool) -> None:
     code = _exit_code(results)
     if code:
         raise click.exceptions.Exit(code)
+
+
+def _unsent_entry(conn: Any, entry_id: int) -> dict[str, Any]:
+    """An outbox entry that has not gone out; a one-line error otherwise."""
+    from ..db import store
+
+    try:
+        entry = store.outbox_entry(conn, entry_id)
+    except store.NotFound as error:
+        raise click.ClickException(f"{error}: see 'mailthreads outbox list --all'") from None
+    if entry["status"] == "sent":
+        raise click.ClickException(f"reply {entry_id} was sent already ({entry['sent_at']})")
+    if entry["status"] == "sending":
+        why = entry["last_error"] or "an attempt is running or was interrupted"
+        raise click.ClickException(f"reply {entry_id} may have been sent already ({why}); "
+                                   "check the recipient's copy first")
+    return entry
+
+
+@outbox.command(name="cancel")
+@click.argument("entry_ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation")
+@click.pass_obj
+def outbox_cancel(app: App, entry_ids: tuple[int, ...], yes: bool) -> None:
+    """Drop answers that were not sent: they will never go out.
+
+    \b
+    Examples:
+        mailthreads outbox cancel 4
+        mailthreads outbox cancel 4 5 --yes
+    """
+    from ..db import store
+
+    conn = app.database().conn
+    entries = [_unsent_entry(conn, entry_id) for entry_id in entry_ids]
+    if not yes:
+        confirm("Cancel " + "; ".join(f"reply {e['id']} to {e['to_address']} ({e['subject']})"
+                                      for e in entries) + "? Its text is deleted")
+    with conn:
+        for entry in entries:
+            store.delete_outbox_entry(conn, entry["id"])
+    click.echo(f"Cancelled {', '.join(map(str, entry_ids))}: not sent, and never will be.")
+
+
+@outbox.command(name="edit")
+@click.argument("entry_id", metavar="ID", type=int)
+@click.pass_obj
+def outbox_edit(app: App, entry_id: int) -> None:
+    """Change the text of an answer not sent yet, in $VISUAL or $EDITOR.
+
+    The answer keeps its recipient, subject and Message-ID, and waits in the outbox ('outbox
+    send ID' sends it). Saving an empty text changes nothing: 'outbox cancel' drops it.
+
+    \b
+    Example:
+        mailthreads outbox edit 4
+    """
+    from datetime import UTC, datetime
+
+    from ..db import store
+    from ..mail import compose
+
+    conn = app.database().conn
+    entry = _unsent_entry(conn, entry_id)
+    edited = click.edit(entry["body"], extension=".txt", require_save=True)
+    if edited is None or not compose.has_new_text(edited):
+        raise click.ClickException(f"reply {entry_id} unchanged (nothing saved, or no text): "
+                                   f"'mailthreads outbox cancel {entry_id}' drops it")
+    body = edited.rstrip("\n") + "\n"
+    draft = compose.reply_from_raw(entry["raw"], date=datetime.now(UTC))
+    raw = compose.compose(draft, body)
+    with conn:
+        store.replace_outbox_answer(conn, entry_id, body, raw)
+    click.echo(f"Reply {entry_id} changed; it waits in the outbox: "
+               f"'mailthreads outbox send {entry_id}' sends it.")

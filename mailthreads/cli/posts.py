@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo, emit, output_options
+from .output import chosen_format, confirm, dumps, echo, emit, output_options
 
 
 def _slug(value: str) -> str:
@@ -217,3 +217,44 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
     if renamed:
         line += f"; {renamed} added with -2 (or -3...) because their slug was taken"
     click.echo(line)
+
+
+@posts.command(name="delete")
+@click.argument("slug")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation")
+@click.option("--purge", is_flag=True,
+              help="Also remove the raw mail and wipe the database pages it used, so that "
+                   "nothing of it stays on disk")
+@click.pass_obj
+def posts_delete(app: App, slug: str, yes: bool, purge: bool) -> None:
+    """Delete a post with every discussion and message filed under it.
+
+    Tombstones (hashes, no content) keep a rescan or a poll from filing the deleted mail
+    again. New mail to the post's address starts over (or is quarantined, as for any unknown
+    post). To stop new discussions but keep the old ones: 'posts close'.
+
+    \b
+    Examples:
+        mailthreads posts delete old-post
+        mailthreads posts delete old-post --yes --purge
+    """
+    from ..db import store
+
+    conn = app.database().conn
+    post = store.post_by_slug(conn, slug)
+    if post is None:
+        raise click.ClickException(f"no post with slug {slug!r}: see 'mailthreads posts list'")
+    if not yes:
+        count = len(store.threads_of_post(conn, post["id"]))
+        confirm(f"Delete post {post['slug']} and its {count} thread{'s' * (count != 1)}? "
+                "This cannot be undone")
+    if purge:
+        store.overwrite_deleted_content(conn)
+    with conn:
+        threads, messages = store.delete_post(conn, post["slug"], "posts delete", purge=purge)
+    if purge and not store.wipe_deleted_content(conn):
+        from .triage import PURGE_BUSY
+
+        click.echo(PURGE_BUSY, err=True)
+    click.echo(f"Deleted post {post['slug']} ({threads} threads, {messages} messages"
+               f"{', raw mail purged' if purge else ''}).")

@@ -7,6 +7,7 @@ These are the commands people run all day, so they use the plain sqlite3 read pa
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -47,9 +48,13 @@ def decision_hint(row: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--post", metavar="SLUG", help="Only threads about this post")
-@click.option("--state", type=click.Choice(sorted(STATE_NAMES)),
-              help="Only threads in this state")
+@click.option("--state", type=click.Choice([*sorted(STATE_NAMES), *sorted(
+              name for name in STATE_NAMES.values() if name not in STATE_NAMES)]),
+              help="Only threads in this state (needs-reply or needs_reply, answered, "
+                   "archived)")
 @click.option("--unread", is_flag=True, help="Only threads with unread replies")
+@click.option("--undelivered", is_flag=True,
+              help="Only threads where one of your answers was not delivered")
 @click.option("-a", "--all", "include_archived", is_flag=True, help="Include archived threads")
 @click.option("-n", "--limit", type=click.IntRange(0),
               help=f"At most this many threads; 0 for all. Default: {TABLE_PAGE} in the table, "
@@ -57,8 +62,8 @@ def decision_hint(row: dict[str, Any]) -> str:
 @output_options
 @click.pass_obj
 def threads(app: App, post: str | None, state: str | None, unread: bool,
-            include_archived: bool, limit: int | None, as_json: bool, as_nl: bool,
-            as_csv: bool) -> None:
+            undelivered: bool, include_archived: bool, limit: int | None, as_json: bool,
+            as_nl: bool, as_csv: bool) -> None:
     """List discussions, newest activity first.
 
     Archived threads are hidden unless --all or --state archived. The table shows the newest
@@ -69,24 +74,34 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         mailthreads threads
         mailthreads threads --state needs-reply --unread
         mailthreads threads --post why-i-blog --json
+        mailthreads threads --undelivered
+        mailthreads threads delete 3
     """
     from ..db import store
+    from .triage import undelivered_notes
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     if limit is None:
         limit = TABLE_PAGE if fmt == "table" else 0
     conn = app.reader()
-    filters = {"post": post, "state": STATE_NAMES.get(state or ""), "unread": unread,
+    filters = {"post": post, "state": STATE_NAMES.get(state or "", state), "unread": unread,
                "include_archived": include_archived}
-    # One row more than shown tells whether to count the rest.
-    rows = store.list_threads(conn, **filters, limit=limit + 1 if limit else None)
-    hidden = 0
-    if limit and len(rows) > limit:
-        rows = rows[:limit]
-        hidden = store.count_threads(conn, **filters) - limit
+    if undelivered:  # rare: filtered here, over the few threads a bounce names
+        notes = undelivered_notes(conn)
+        rows = [row for row in store.list_threads(conn, **filters) if row["id"] in notes]
+        rows, hidden = (rows[:limit], max(len(rows) - limit, 0)) if limit else (rows, 0)
+    else:
+        # One row more than shown tells whether to count the rest.
+        rows = store.list_threads(conn, **filters, limit=limit + 1 if limit else None)
+        hidden = 0
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            hidden = store.count_threads(conn, **filters) - limit
+        notes = undelivered_notes(conn, [row["id"] for row in rows])
     for row in rows:
         row["correspondent"] = _correspondent(row)
         row["pending_decision"] = pending_decision(row)
+        row["undelivered"] = notes.get(row["id"])
     if fmt == "table":
         for row in rows:
             row["state"] = row["state"].replace("_", " ")
@@ -103,6 +118,8 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         for row in rows:
             if row["pending_decision"]:
                 echo(decision_hint(row), multiline=False, err=True)
+            if row["undelivered"]:
+                echo(f"Thread {row['id']}: {row['undelivered']}", multiline=False, err=True)
 
 
 @click.command()
@@ -145,10 +162,16 @@ def review(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output the thread and its messages")
 @click.option("--no-pager", is_flag=True, help="Do not page the output on a terminal")
 @click.option("--keep-unread", is_flag=True, help="Do not mark the thread read")
+@click.option("--mark-read", is_flag=True,
+              help="With --json: mark the thread read too (output for scripts does not)")
 @click.pass_obj
 def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
-         keep_unread: bool) -> None:
-    """Show one discussion as a conversation, and mark it read.
+         keep_unread: bool, mark_read: bool) -> None:
+    """Show one discussion as a conversation, and mark it read (--json does not, unless
+    --mark-read).
+
+    Attachments are listed under their message ('mailthreads attachments save MESSAGE'
+    writes them); an answer of yours that bounced is named at the top.
 
     Quoted history is folded to one line unless --quotes; signatures are set apart.
 
@@ -159,6 +182,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         mailthreads show 3 --json
     """
     from ..db import store
+    from .triage import attachments_by_message, thread_notes, undelivered_notes
 
     conn = app.reader()
     try:
@@ -166,24 +190,34 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
     except store.NotFound as error:
         raise click.ClickException(f"{error}: see 'mailthreads threads --all'") from None
     messages = store.thread_messages(conn, thread_id)
+    attachments = attachments_by_message(conn, messages)
+    notes = thread_notes(conn, thread_id)
     if as_json:
         row = thread._asdict()
         click.echo(dumps({**row, "correspondent": _correspondent(row),
                           "pending_decision": pending_decision(row),
-                          "messages": [message._asdict() for message in messages]}))
+                          "undelivered": undelivered_notes(conn, [thread_id]).get(thread_id),
+                          "notes": notes,
+                          "messages": [{**message._asdict(),
+                                        "attachments": attachments.get(message.id, [])}
+                                       for message in messages]}))
     else:
-        text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name)
+        text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name,
+                             notes=notes, attachments=attachments)
         if sys.stdout.isatty() and not no_pager:
             click.echo_via_pager(text)
         else:
             click.echo(text)
-    if not keep_unread and thread.unread:
+    if (mark_read or not (as_json or keep_unread)) and thread.unread:
         with conn:
             store.mark_thread_read(conn, thread_id)
 
 
 def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
-                  author: str) -> str:
+                  author: str, notes: Sequence[str] = (),
+                  attachments: Mapping[int, list[dict[str, Any]]] | None = None) -> str:
+    from .triage import attachment_lines
+
     # Every piece from mail is neutralised (styled(..., multiline=False) for one-line fields)
     # before the program's own colours go around it.
     row = thread._asdict()
@@ -194,6 +228,7 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
     ]
     if pending_decision(row):
         lines.append(styled(decision_hint(row), multiline=False, fg="yellow"))
+    lines.extend(styled(note[:1].upper() + note[1:], multiline=False, fg="red") for note in notes)
     for message in messages:
         lines.append("")
         who = "You" if message.direction == "out" else (
@@ -221,6 +256,7 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
         signature = (message.signature or "").rstrip()
         if signature:
             lines.append(styled(signature, dim=True))
+        lines.extend(attachment_lines((attachments or {}).get(message.id, [])))
     return "\n".join(lines)
 
 

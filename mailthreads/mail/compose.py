@@ -416,3 +416,24 @@ def _own_id(message_id: str) -> str:
     if not _MESSAGE_ID.match(message_id):
         raise UnsafeHeader(f"Message-ID {message_id!r} is not local@domain")
     return message_id
+
+
+def reply_from_raw(raw: bytes, *, date: datetime) -> Reply:
+    """The headers of an answer already composed (an outbox entry), to compose it again with
+    new text: same recipient, subject, Reply-To and Message-ID, a new Date."""
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+
+    def one_address(name: str) -> tuple[str, str]:
+        addresses = getattr(headers[name], "addresses", ())
+        return (addresses[0].display_name, addresses[0].addr_spec) if addresses else ("", "")
+
+    from_name, from_address = one_address("From")
+    to_name, to_address = one_address("To")
+    _, reply_to = one_address("Reply-To")
+    ids = re.findall(r"<([^<>\s]+)>", str(headers["References"] or ""))
+    in_reply_to = re.findall(r"<([^<>\s]+)>", str(headers["In-Reply-To"] or ""))
+    [message_id] = re.findall(r"<([^<>\s]+)>", str(headers["Message-ID"]))
+    return Reply(from_name=from_name, from_address=from_address, to_name=to_name,
+                 to_address=to_address, subject=str(headers["Subject"] or ""),
+                 reply_to=reply_to, message_id=message_id, date=date,
+                 in_reply_to=in_reply_to[0] if in_reply_to else None, references=tuple(ids))

@@ -16,16 +16,17 @@ import sqlite3
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 
-from ..config import Config, ImapAccount
+from ..config import Config, ImapAccount, Outgoing
 from ..db import store
 from ..mail import compose
 from ..mail.records import ThreadMessage
 from ..mail.routing import reply_address
+from ..timestamps import iso
 from ..tokens import make_token
 from . import relay
 
@@ -143,14 +144,29 @@ def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: b
 
 
 def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | None = None, *,
-                force: bool = False,
+                force: bool = False, every_age: bool = False,
                 context: ssl.SSLContext | None = None) -> list[SendResult]:
-    """Send the pending and failed entries (or those named), then the owed Sent copies."""
+    """Send the pending and failed entries (or those named), then the owed Sent copies.
+
+    Without ``ids`` (cron's 'outbox send'), answers written longer ago than the [outgoing]
+    retry window wait for the author, unless ``every_age``."""
     # Named entries are looked at even when sent, so that the user hears why nothing happened.
     entries = store.outbox_entries(conn, ids=ids, include_sent=True) if ids \
         else store.outbox_entries(conn)
-    results = [deliver(conn, config, entry["id"], force=force, context=context)
-               for entry in entries]
+    results = []
+    window = (config.outgoing or Outgoing()).retry_window_hours
+    oldest = iso(datetime.now(UTC) - timedelta(hours=window))
+    for entry in entries:
+        if not ids and not every_age and entry["status"] in store.OUTBOX_RETRYABLE \
+                and entry["created_at"] < oldest:
+            results.append(SendResult(
+                entry["id"], "skipped",
+                f"reply {entry['id']} was written {entry['created_at'][:16].replace('T', ' ')} "
+                f"UTC, more than {window:g} hours ago: it waits for you, not sent "
+                f"('mailthreads outbox send {entry['id']}' sends it, "
+                f"'outbox cancel {entry['id']}' drops it)", entry["thread_id"]))
+            continue
+        results.append(deliver(conn, config, entry["id"], force=force, context=context))
     if not ids:
         tried = {result.entry_id for result in results}  # their copy was just attempted
         for owed in store.unsaved_sent_copies(conn):

@@ -20,6 +20,14 @@ from .correspondents import (
     merge_correspondent,
     merged_correspondents,
 )
+from .deletion import (
+    delete_messages,
+    delete_post,
+    delete_thread,
+    overwrite_deleted_content,
+    thread_message_ids,
+    wipe_deleted_content,
+)
 from .imap_checkpoints import (
     Checkpoint,
     imap_checkpoint,
@@ -29,6 +37,10 @@ from .messages import (
     MessageRow,
     NewMessage,
     add_attachment,
+    attachment_contents,
+    attachments_of,
+    bounced_threads,
+    delayed_answers,
     first_known_message,
     insert_message,
     known_message_ids,
@@ -37,14 +49,17 @@ from .messages import (
     reply_candidates,
     search_messages,
     thread_messages,
+    undelivered_answers,
 )
 from .outbox import (
     OUTBOX_RETRYABLE,
     add_outbox,
     claim_outbox,
+    delete_outbox_entry,
     finish_outbox,
     outbox_entries,
     outbox_entry,
+    replace_outbox_answer,
     set_saved_to_sent,
     unsaved_sent_copies,
 )
@@ -94,13 +109,16 @@ from .threads import (
     list_threads,
     mark_possibly_same,
     mark_thread_read,
+    mark_thread_unread,
     newest_keyed_thread,
+    next_thread_to_answer,
     refresh_thread,
     set_archived,
     set_thread_token_keys,
     thread_by_token_key,
     thread_for,
     threads_awaiting_identity,
+    threads_of_post,
     unkeyed_threads,
     unkeyed_threads_of_post,
 )
@@ -110,6 +128,22 @@ from .tombstones import (
 )
 
 __all__ = [
+    "attachments_of",
+    "attachment_contents",
+    "bounced_threads",
+    "undelivered_answers",
+    "delayed_answers",
+    "next_thread_to_answer",
+    "mark_thread_unread",
+    "threads_of_post",
+    "delete_outbox_entry",
+    "replace_outbox_answer",
+    "delete_messages",
+    "thread_message_ids",
+    "delete_thread",
+    "delete_post",
+    "overwrite_deleted_content",
+    "wipe_deleted_content",
     "Checkpoint",
     "MessageRow",
     "NewMessage",

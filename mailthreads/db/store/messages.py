@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ...mail.records import ThreadMessage
-from ._rows import _dict, _dicts, _one
+from ._rows import NotFound, _dict, _dicts, _one
 
 
 class MessageRow(NamedTuple):
@@ -177,3 +177,90 @@ def add_attachment(conn: sqlite3.Connection, message_row_id: int, filename: str,
         (message_row_id, filename, content_type, len(content), sha256, content),
     )
 
+
+def attachments_of(conn: sqlite3.Connection, message_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The attachments of these messages (rows of ``messages.id``), without their content."""
+    if not message_ids:
+        return []
+    return _dicts(conn.execute(
+        f"""SELECT id, message_id, filename, content_type, size, sha256 FROM attachments
+            WHERE message_id IN ({', '.join('?' * len(message_ids))}) ORDER BY id""",
+        list(message_ids)))
+
+
+def attachment_contents(conn: sqlite3.Connection, message_id: int) -> list[dict[str, Any]]:
+    """One message's attachments with their bytes; NotFound if there is no such message."""
+    if _one(conn, "SELECT 1 FROM messages WHERE id = ?", (message_id,)) is None:
+        raise NotFound(f"no message {message_id}")
+    return _dicts(conn.execute(
+        "SELECT id, filename, content_type, size, content FROM attachments "
+        "WHERE message_id = ? ORDER BY id", (message_id,)))
+
+
+def bounced_threads(conn: sqlite3.Connection,
+                    thread_ids: Sequence[int] | None = None) -> set[int]:
+    """Which of these threads (all, when None) hold a bounce of any kind: a cheap look first,
+    so that listings without bounces pay for nothing more."""
+    if thread_ids is None:
+        return {row[0] for row in conn.execute(
+            "SELECT DISTINCT thread_id FROM messages WHERE kind = 'bounce' "
+            "AND thread_id IS NOT NULL")}
+    if not thread_ids:
+        return set()
+    return {row[0] for row in conn.execute(
+        f"""SELECT DISTINCT thread_id FROM messages WHERE kind = 'bounce'
+            AND thread_id IN ({', '.join('?' * len(thread_ids))})""", list(thread_ids))}
+
+
+def undelivered_answers(conn: sqlite3.Connection, delay_reason: str,
+                        thread_ids: Sequence[int] | None = None) -> dict[int, dict[str, Any]]:
+    """{thread id: the newest of its answers that a permanent bounce reports undelivered}.
+
+    A bounce is permanent unless classification put ``delay_reason`` (classify's
+    TEMPORARY_FAILURE) among its ``kind_reasons``.
+
+    Derived from the messages, no state of its own: a bounce names the answer it concerns by
+    its parent (when the notice carried In-Reply-To/References), else it concerns the newest
+    answer received before it. An answer written after the bounce settles it: the author has
+    written again. Each row: ``thread_id``, ``answer_date``, ``bounce_id``, ``bounce_raw_sha256``.
+    """
+    where = ""
+    params: list[Any] = [delay_reason]
+    if thread_ids is not None:
+        if not thread_ids:
+            return {}
+        where = f"AND bounce.thread_id IN ({', '.join('?' * len(thread_ids))})"
+        params.extend(thread_ids)
+    rows = _dicts(conn.execute(
+        f"""SELECT bounce.thread_id, bounce.id AS bounce_id,
+                   bounce.raw_sha256 AS bounce_raw_sha256, bounce.received_at AS bounced_at,
+                   COALESCE(
+                     (SELECT date FROM messages AS answer
+                       WHERE answer.thread_id = bounce.thread_id AND answer.direction = 'out'
+                         AND answer.message_id = bounce.parent_message_id),
+                     (SELECT date FROM messages AS answer
+                       WHERE answer.thread_id = bounce.thread_id AND answer.direction = 'out'
+                         AND answer.kind = 'reply'
+                         AND (answer.received_at, answer.id) < (bounce.received_at, bounce.id)
+                       ORDER BY answer.received_at DESC, answer.id DESC LIMIT 1)) AS answer_date
+            FROM messages AS bounce
+            WHERE bounce.kind = 'bounce' AND bounce.thread_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM json_each(bounce.kind_reasons) WHERE value = ?)
+              AND NOT EXISTS (SELECT 1 FROM messages AS later
+                               WHERE later.thread_id = bounce.thread_id
+                                 AND later.direction = 'out' AND later.kind = 'reply'
+                                 AND (later.received_at, later.id)
+                                     > (bounce.received_at, bounce.id))
+              {where}
+            ORDER BY bounce.received_at, bounce.id""", params))
+    return {row["thread_id"]: row for row in rows if row["answer_date"] is not None}
+
+
+def delayed_answers(conn: sqlite3.Connection, thread_id: int,
+                    delay_reason: str) -> list[dict[str, Any]]:
+    """The delay warnings filed in a thread (bounces with ``delay_reason``), oldest first."""
+    return _dicts(conn.execute(
+        """SELECT id, received_at FROM messages
+           WHERE thread_id = ? AND kind = 'bounce'
+             AND EXISTS (SELECT 1 FROM json_each(kind_reasons) WHERE value = ?)
+           ORDER BY received_at, id""", (thread_id, delay_reason)))

@@ -95,3 +95,13 @@ def unsaved_sent_copies(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return _dicts(conn.execute(
         "SELECT id, raw FROM outbox WHERE status = 'sent' AND saved_to_sent = 0 ORDER BY id"))
 
+
+def delete_outbox_entry(conn: sqlite3.Connection, entry_id: int) -> None:
+    conn.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+
+
+def replace_outbox_answer(conn: sqlite3.Connection, entry_id: int, body: str,
+                          raw: bytes) -> None:
+    """An edited answer: new text and bytes, waiting to be sent as if never tried."""
+    conn.execute("UPDATE outbox SET body = ?, raw = ?, status = 'pending', last_error = NULL "
+                 "WHERE id = ?", (body, raw, entry_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ...timestamps import now
@@ -281,3 +281,34 @@ def correspondent_threads(conn: sqlite3.Connection,
         (correspondent_id,),
     ))
 
+
+def next_thread_to_answer(conn: sqlite3.Connection, *, newest: bool = False,
+                          skip: Sequence[int] = ()) -> int | None:
+    """The thread that has waited longest for an answer (``newest``: the latest to ask),
+    leaving out ``skip``; None when nothing waits."""
+    order = "DESC" if newest else "ASC"
+    placeholders = ", ".join("?" * len(skip))
+    excluded = f"AND id NOT IN ({placeholders})" if skip else ""
+    return _one(conn, f"""SELECT id FROM threads
+                          WHERE state = 'needs_reply' AND message_count > 0 {excluded}
+                          ORDER BY last_reply_at {order}, id {order} LIMIT 1""", list(skip))
+
+
+def mark_thread_unread(conn: sqlite3.Connection, thread_id: int) -> int:
+    """Mark the thread's newest reply from the correspondent unread again; returns the number
+    of unread replies (0: the thread has no reply from them to mark)."""
+    get_thread(conn, thread_id)
+    conn.execute(
+        """UPDATE messages SET is_read = 0 WHERE id = (
+               SELECT id FROM messages WHERE thread_id = ? AND direction = 'in'
+                  AND kind = 'reply' ORDER BY received_at DESC, id DESC LIMIT 1)""",
+        (thread_id,))
+    unread = _one(conn, "SELECT COUNT(*) FROM messages WHERE thread_id = ? AND direction = 'in' "
+                  "AND kind = 'reply' AND is_read = 0", (thread_id,))
+    conn.execute("UPDATE threads SET unread = ? WHERE id = ?", (unread, thread_id))
+    return int(unread)
+
+
+def threads_of_post(conn: sqlite3.Connection, post_id: int) -> list[dict[str, Any]]:
+    return _dicts(conn.execute(
+        "SELECT id, correspondent_id FROM threads WHERE post_id = ? ORDER BY id", (post_id,)))
