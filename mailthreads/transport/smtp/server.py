@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -152,8 +153,8 @@ class ReplyServer:
 
     def _make_session_factory(self) -> Callable[[], ListenerSMTP]:
         listener = self.options.config.listener
-        return ListenerSMTP.factory(
-            self.handler,
+        return functools.partial(
+            ListenerSMTP, self.handler,
             sessions=self.sessions,
             data_timeout=listener.data_timeout,
             max_bad_commands=listener.max_bad_commands,
