@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from ...config import Config
 from ...ingest import Envelope as DeliveryEnvelope
@@ -249,6 +249,7 @@ class ListenerSMTP(SMTP):
 
     # -- DATA --------------------------------------------------------------------------------
 
+    @syntax("DATA")  # as upstream's: HELP lists it and gives its syntax
     async def smtp_DATA(self, arg: str | None) -> None:
         # aiosmtpd's own checks, in its order (its smtp_DATA reads the data line by line).
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
