@@ -1,20 +1,44 @@
-"""What the listener reads differently from aiosmtpd must read the same.
+"""What the listener reads differently from aiosmtpd (for speed) must read the same.
 
-Message data: it is read in large chunks (aiosmtpd reads it line by line), so the end of data
-must be found wherever the network splits it, including across chunks. Addresses are read by
-aiosmtpd's own parser (tests/test_smtp_upstream.py checks that no private method but the ones
-declared is overridden).
+Addresses: ``ListenerSMTP._getaddr`` takes a shortcut for plain ``<local@domain>`` paths and
+must give aiosmtpd's answer for every path. Message data: it is read in large chunks, so the
+end of data must be found wherever the network splits it, including across chunks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from smtp_support import Dialogue, Serve, message, query, wait_for, write_config
 
-from mailthreads.transport.smtp.session import READ_CHUNK
+from mailthreads.transport.smtp.session import READ_CHUNK, ListenerSMTP
+
+PATHS = [
+    "<jane@example.com>", "<Jane.Doe+tag@Sub.Example.COM>", "<>", "<> SIZE=100",
+    "<jane@example.com> SIZE=12345 BODY=8BITMIME", "jane@example.com", "<\"quoted local\"@x.org>",
+    "<jane@[192.0.2.1]>", "<@relay.example:jane@example.com>", "<jane..doe@example.com>",
+    "<.jane@example.com>", "<jane@example.com", "<jane@-example-.com>", "<jane@example.>",
+    "<jané@exämple.com>", "<a!#$%&'*+/=?^_`{|}~-@example.com>", "<jane@example.com>trailing",
+    "<jane@exa mple.com>", "< jane@example.com >", "<jane@example.com>  ",
+    "<jane@example.com>\tSIZE=1", "<jane@example.com> (a comment) SIZE=1", "(c)<a@b.example>",
+]
+
+
+@pytest.fixture(scope="module")
+def session():
+    loop = asyncio.new_event_loop()
+    yield ListenerSMTP(object(), sessions=set(), data_timeout=1, max_bad_commands=0,
+                       hostname="test", loop=loop, enable_SMTPUTF8=True)
+    loop.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_addresses_are_read_as_aiosmtpd_reads_them(session, path):
+    assert ListenerSMTP._getaddr(session, path) == SMTP._getaddr(session, path)
 
 
 @pytest.fixture(scope="module")

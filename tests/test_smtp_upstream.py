@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import inspect
 import textwrap
+import types
 
 import aiosmtpd
 import pytest
@@ -68,15 +69,13 @@ def test_each_private_method_used_exists_with_the_expected_parameters(name):
 
 
 def _private_names_of_listener() -> tuple[set[str], set[str]]:
-    """(names ListenerSMTP defines in its class body, names it reads or sets on ``self``)."""
+    """(names ListenerSMTP defines in its class body, attribute names it reads or sets)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(ListenerSMTP)))
     body = tree.body[0]
     assert isinstance(body, ast.ClassDef)
     defined = {node.name for node in body.body
                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
-    used = {node.attr for node in ast.walk(body)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-            and node.value.id == "self"}
+    used = {node.attr for node in ast.walk(body) if isinstance(node, ast.Attribute)}
 
     def private(name: str) -> bool:
         return name.startswith("_") and not name.startswith("__")
@@ -105,6 +104,40 @@ def test_the_stream_reader_still_has_the_buffer_unread_writes_to():
     assert asyncio.run(buffer_type()) is bytearray
 
 
+# What sessions made by ListenerSMTP.factory share: the loop, the handler, and what aiosmtpd
+# works out from them and only reads afterwards (reviewed for 1.4.6); and the server's set of
+# live sessions. Anything else shared would be one session's state leaking into another.
+SHARED = {"loop", "_loop", "event_handler", "_auth_callback", "_auth_methods", "_handle_hooks",
+          "_call_limit_base", "_sessions"}
+_VALUES = (int, float, str, bytes, bool, tuple, type(None))
+
+
+def test_a_copied_session_holds_the_state_of_one_built_in_full():
+    async def sessions():
+        options = dict(sessions=set(), data_timeout=30, max_bad_commands=0, hostname="test",
+                       loop=asyncio.get_running_loop(), command_call_limit={"*": 100},
+                       auth_exclude_mechanism=["LOGIN", "PLAIN"])
+        handler = Handler()
+        make = ListenerSMTP.factory(handler, **options)
+        return make(), make(), ListenerSMTP(handler, **options)
+
+    copied, other, built = asyncio.run(sessions())
+    assert set(vars(copied)) == set(vars(built))
+    for name, value in vars(built).items():
+        mine = vars(copied)[name]
+        assert type(mine) is type(value), name
+        if isinstance(value, _VALUES):
+            assert mine == value, name
+        elif isinstance(value, types.MethodType):
+            assert (mine.__func__, mine.__self__) == (value.__func__, copied), name
+        elif name not in SHARED:
+            assert mine is not vars(other)[name], f"sessions share their {name}"
+    assert set(copied._smtp_methods) == set(built._smtp_methods)
+    assert all(getattr(command, "__self__", None) is copied
+               for command in copied._smtp_methods.values())
+    assert copied.command_size_limits is not other.command_size_limits
+
+
 # -- a real session through every internal -----------------------------------------------------
 
 class Handler:
@@ -121,9 +154,11 @@ async def _serve(handler: Handler, **options):
     loop = asyncio.get_running_loop()
     sessions: set[ListenerSMTP] = set()
 
+    make = ListenerSMTP.factory(handler, sessions=sessions, hostname="test", loop=loop,
+                               **{"data_timeout": 30, "max_bad_commands": 0, **options})
+
     def session() -> ListenerSMTP:
-        made = ListenerSMTP(handler, sessions=sessions, hostname="test", loop=loop,
-                            **{"data_timeout": 30, "max_bad_commands": 0, **options})
+        made = make()
         sessions.add(made)
         return made
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import ipaddress
 import logging
 import os
@@ -153,8 +152,8 @@ class ReplyServer:
 
     def _make_session_factory(self) -> Callable[[], ListenerSMTP]:
         listener = self.options.config.listener
-        return functools.partial(
-            ListenerSMTP, self.handler,
+        return ListenerSMTP.factory(
+            self.handler,
             sessions=self.sessions,
             data_timeout=listener.data_timeout,
             max_bad_commands=listener.max_bad_commands,

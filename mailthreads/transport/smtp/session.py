@@ -16,8 +16,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import sqlite3
+import types
 from collections.abc import Callable
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
@@ -57,12 +61,25 @@ UPSTREAM_METHODS: dict[str, tuple[str, ...]] = {
     "_reset_timeout": ("self", "duration"),  # called: the data timeout, per chunk read
     "_call_handler_hook": ("self", "command", "args"),  # called: the handler's DATA hook
     "_set_post_data_state": ("self",),  # called: a new envelope after a message
+    # overridden, for speed: aiosmtpd's defines a class on every call (twice a message);
+    # tests/test_smtp_data.py checks both give the same answer for every kind of path
+    "_getaddr": ("self", "arg"),
+    # ListenerSMTP.factory copies a template session's state (aiosmtpd works it out anew, at
+    # a cost, for every connection) and renews what is bound to the session: its stream
+    # (through this callback) and _smtp_methods
+    "_cb_client_connected": ("self", "reader", "writer"),
 }
 UPSTREAM_ATTRIBUTES = (
     "_smtp_methods",  # command name -> its smtp_<NAME> method: wrapped for the command cap
     "_reader",  # the session's StreamReader: message data is read from it in chunks
 )
-UPSTREAM_OVERRIDDEN = ("_timeout_cb",)
+UPSTREAM_OVERRIDDEN = ("_timeout_cb", "_getaddr")
+
+# "<local@domain>" with dot-atoms on both sides: what almost every client sends. The email
+# package's parser gives the same address for these, at twenty times the cost.
+_SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+                          r"@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>(.*)", re.DOTALL)
+
 
 
 def peer_text(session: Session) -> str:
@@ -174,6 +191,40 @@ class ListenerSMTP(SMTP):
         self._leaving = False
         self._goodbye_sent = False
 
+    @classmethod
+    def factory(cls, handler: ReplyHandler, **kwargs: Any) -> Callable[[], ListenerSMTP]:
+        """A maker of sessions that share what aiosmtpd works out anew for each one.
+
+        aiosmtpd's ``__init__`` inspects the handler and the class (``inspect.getmembers``,
+        ``inspect.signature``) on every connection: about a tenth of a millisecond, a sizeable
+        part of what a message costs. The result is the same every time, so it is worked out
+        once, for a template session, and each new session starts from a copy of the
+        template's state, with its stream and its bound methods made new. Should a future
+        aiosmtpd keep other state this copy does not know to renew, sessions are built the
+        slow way instead (tests/test_smtp_upstream.py checks that a copy and a session built in
+        full hold the same state).
+        """
+        template = cls(handler, **kwargs)
+        loop = template.loop
+        state = dict(template.__dict__)
+        commands = list(state["_smtp_methods"])
+        if not _copyable(template, state):
+            log.debug("aiosmtpd keeps unknown per-session state: building sessions in full")
+            return lambda: cls(handler, **kwargs)
+
+        def make() -> ListenerSMTP:
+            session = cls.__new__(cls)
+            session.__dict__.update(state)
+            asyncio.StreamReaderProtocol.__init__(
+                session, asyncio.StreamReader(limit=cls.line_length_limit, loop=loop),
+                client_connected_cb=session._cb_client_connected, loop=loop)
+            session._smtp_methods = session._counted(
+                {name: getattr(session, f"smtp_{name}") for name in commands})
+            session.command_size_limits = _command_size_limits()
+            return session
+
+        return make
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -208,6 +259,27 @@ class ListenerSMTP(SMTP):
         # RFC 5321 4.5.3.2: say why before closing, so the client knows to try again.
         log.info("timeout %s", fields(peer=peer_text(self.session) if self.session else None))
         self._goodbye(TIMEOUT)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd's version defines a typing.Protocol class on every call (twice a message).
+        if not arg:
+            return "", ""
+        simple = _SIMPLE_PATH.match(arg.lstrip())
+        # The parser also takes the white space after the path (and any comment: those are
+        # left to it).
+        rest = simple.group(2).lstrip(" \t") if simple else ""
+        if simple and not rest.startswith("("):
+            address = simple.group(1)
+        else:
+            try:
+                token, rest = (get_angle_addr if arg.lstrip().startswith("<")
+                               else get_addr_spec)(arg)
+            except HeaderParseError:
+                return None, None
+            address = token.addr_spec
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -351,6 +423,23 @@ class _CountedCommand:
 def _command_size_limits() -> collections.defaultdict[str, int]:
     # aiosmtpd keeps these in one dict for all sessions and grows it with every EHLO.
     return collections.defaultdict(lambda: SMTP.command_size_limit)
+
+
+# Per-session attributes that hold methods bound to the session, and what renews them.
+_RENEWED = {"_smtp_methods", "_client_connected_cb"}
+
+
+def _copyable(template: SMTP, state: dict[str, Any]) -> bool:
+    """Whether every attribute bound to ``template`` is one that ``factory`` renews."""
+    def bound_here(value: Any) -> bool:
+        if isinstance(value, types.MethodType):
+            return value.__self__ is template
+        if isinstance(value, dict):
+            return any(bound_here(v) or (isinstance(v, tuple) and any(map(bound_here, v)))
+                       for v in value.values())
+        return False
+
+    return all(name in _RENEWED for name, value in state.items() if bound_here(value))
 
 
 def _unread(reader: asyncio.StreamReader, data: bytes) -> None:
