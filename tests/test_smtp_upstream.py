@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP
 from mailthreads.transport.smtp.session import (
     TIMEOUT,
     TOO_MANY_COMMANDS,
+    TOO_MANY_ERRORS,
     UPSTREAM_ATTRIBUTES,
     UPSTREAM_METHODS,
     UPSTREAM_OVERRIDDEN,
@@ -235,6 +236,25 @@ def test_the_command_cap_closes_with_a_421():
     assert [r[:3] for r in replies[1:]] == [b"250", b"250", b"250", b"421"]
     assert replies[-1] == TOO_MANY_COMMANDS
     assert rest == b""  # closed, and the pipelined NOOP behind the cap was not answered
+
+
+def test_nothing_pipelined_behind_a_goodbye_is_run():
+    # The listener closes the transport and relies on aiosmtpd's connection_lost to end the
+    # session's task (it no longer cancels that private task itself): commands already read
+    # must not run in between, least of all a message stored without its 250.
+    handler = Handler()
+
+    async def scenario():
+        server, port, _ = await _serve(handler, max_bad_commands=2)
+        async with server:
+            return await _dialogue(port, b"EHLO c\r\n", b"BOGUS\r\n",
+                                   b"BOGUS\r\nMAIL FROM:<a@b.example>\r\n"
+                                   b"RCPT TO:<c@d.example>\r\nDATA\r\nlost\r\n.\r\n")
+
+    replies, rest = asyncio.run(scenario())
+    assert [r[:3] for r in replies[1:]] == [b"250", b"500", b"500"]
+    assert rest == TOO_MANY_ERRORS.encode() + b"\r\n"  # and then nothing: closed
+    assert handler.messages == []
 
 
 def test_the_data_timeout_restarts_per_chunk_and_ends_with_a_421():
