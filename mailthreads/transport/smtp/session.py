@@ -53,9 +53,11 @@ TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands without a message, closing con
 # The aiosmtpd internals ``ListenerSMTP`` uses, each with the parameters it expects (as of
 # aiosmtpd 1.4.6). Its public API has no way to say a 421 before a timeout, to restart the
 # data timeout per chunk of progress, to read message data in chunks (which bounds memory and
-# time for a CRLF flood), or to count every command. tests/test_smtp_upstream.py checks these
-# against the installed aiosmtpd, so an upgrade that changes them fails loudly there instead
-# of quietly dropping a protection; nothing else of aiosmtpd's that is private is touched.
+# time for a CRLF flood), or to count every command; and two shortcuts keep the listener at
+# its speed. tests/test_smtp_upstream.py checks these against the installed aiosmtpd, so an
+# upgrade that changes them fails loudly there instead of quietly dropping a protection;
+# nothing else of aiosmtpd's that is private is touched (``_unread`` uses asyncio's
+# StreamReader buffer, as aiosmtpd itself does for STARTTLS).
 UPSTREAM_METHODS: dict[str, tuple[str, ...]] = {
     "_timeout_cb": ("self",),  # overridden: a 421 before the timeout closes the session
     "_reset_timeout": ("self", "duration"),  # called: the data timeout, per chunk read
@@ -79,7 +81,6 @@ UPSTREAM_OVERRIDDEN = ("_timeout_cb", "_getaddr")
 # package's parser gives the same address for these, at twenty times the cost.
 _SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
                           r"@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>(.*)", re.DOTALL)
-
 
 
 def peer_text(session: Session) -> str:
@@ -164,8 +165,9 @@ class ListenerSMTP(SMTP):
     Everything else goes through aiosmtpd's public API (handler hooks, constructor options,
     ``push``, ``smtp_<COMMAND>`` methods). What cannot (a ``421`` before a timeout closes the
     session, a data timeout per chunk of progress, message data read in chunks, the command
-    cap) uses the aiosmtpd internals named in ``UPSTREAM_INTERNALS``, and nothing else of
-    theirs; tests/test_smtp_upstream.py fails loudly when an aiosmtpd release changes them.
+    cap; and two shortcuts for speed) uses the aiosmtpd internals named in ``UPSTREAM_*``, and
+    nothing else of theirs; tests/test_smtp_upstream.py fails loudly when an aiosmtpd release
+    changes them.
     """
 
     # A documented class attribute: aiosmtpd sizes its StreamReader by it; this class also
@@ -253,7 +255,7 @@ class ListenerSMTP(SMTP):
             transport.write(reply)
         transport.close()
 
-    def _timeout_cb(self) -> None:  # overrides an aiosmtpd internal (UPSTREAM_INTERNALS)
+    def _timeout_cb(self) -> None:  # overrides an aiosmtpd internal (UPSTREAM_OVERRIDDEN)
         if self.transport is None or self.transport.is_closing():
             return  # the session is over; a timer set on its way out has nothing to do
         # RFC 5321 4.5.3.2: say why before closing, so the client knows to try again.
@@ -296,9 +298,8 @@ class ListenerSMTP(SMTP):
         if self._goodbye_sent:
             return  # commands the client pipelined behind the goodbye: the session is over
         if self.max_commands and self._commands >= self.max_commands:
-            if not self._goodbye_sent:
-                log.info("too many commands %s", fields(peer=peer_text(self.session)))
-                self._goodbye(TOO_MANY_COMMANDS)
+            log.info("too many commands %s", fields(peer=peer_text(self.session)))
+            self._goodbye(TOO_MANY_COMMANDS)
             return
         self._commands += 1
         envelope = self.envelope
