@@ -1,8 +1,12 @@
+import inspect
+from email.message import EmailMessage
+
 import mailparser
 import pytest
 from mailfactory import message
 
 from mailthreads.config import Limits
+from mailthreads.mail import parse as parse_module
 from mailthreads.mail.parse import Unparseable, parse
 
 
@@ -92,3 +96,52 @@ def test_encoded_line_breaks_in_a_display_name_are_decoded_and_folded():
                             b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x?= <e@x.example>")
     parsed = parse(raw)
     assert (parsed.sender.name, parsed.sender.address) == ("Evil Bcc: x", "e@x.example")
+
+
+# -- mail-parser's private hook (one adapter, checked against the installed release) ----------
+
+def _with_attachment() -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "=?utf-8?q?J=C3=BCrgen?= <jm@example.de>"
+    msg["To"] = "reply+p@blog.example, Other <o@example.org>"
+    msg["Cc"] = "c@example.net"
+    msg["Subject"] = "Re: a post with a picture"
+    msg.set_content("Words before the picture.\n")
+    msg.add_alternative("<p>Words <b>before</b> the picture.</p>", subtype="html")
+    msg.add_attachment(b"\x89PNG fake", maintype="image", subtype="png", filename="p.png")
+    return bytes(msg)
+
+
+HOOK_SAMPLES = [message(), message(html="<p>I enjoyed <i>this</i>.</p>"), _with_attachment()]
+
+
+def test_mail_parsers_private_hook_is_still_there_and_still_called():
+    hook = getattr(mailparser.MailParser, parse_module.MAILPARSER_HOOK, None)
+    assert callable(hook), (f"mail-parser no longer has MailParser."
+                            f"{parse_module.MAILPARSER_HOOK}: the adapter is off (slower)")
+    assert tuple(inspect.signature(hook).parameters) == parse_module.MAILPARSER_HOOK_PARAMETERS
+    assert parse_module._MailParser is not mailparser.MailParser
+    # Called by parsing, and what it built is what the adapter saves.
+    assert mailparser.MailParser.from_bytes(message()).mail
+    assert parse_module._MailParser.from_bytes(message()).mail == {}
+
+
+@pytest.mark.parametrize("raw", HOOK_SAMPLES)
+def test_the_adapter_reads_mail_as_mail_parser_does(raw):
+    lean, full = parse_module._MailParser.from_bytes(raw), mailparser.MailParser.from_bytes(raw)
+    for name in ("from_", "to", "cc", "subject", "text_plain", "text_html", "attachments"):
+        assert getattr(lean, name) == getattr(full, name), name
+    assert lean.message.as_bytes() == full.message.as_bytes()
+
+
+def test_without_the_hook_mail_parser_itself_is_used():
+    class Renamed(mailparser.MailParser):
+        _make_mail = None
+
+    class Changed(mailparser.MailParser):
+        def _make_mail(self, complete, fields):  # another signature: not ours to override
+            return super()._make_mail(complete)
+
+    assert parse_module._lean_parser(Renamed) is Renamed
+    assert parse_module._lean_parser(Changed) is Changed
+    assert parse_module._lean_parser(mailparser.MailParser) is not mailparser.MailParser

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -38,13 +39,29 @@ _BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
 _INDENTING_TAG = re.compile(r"<\s*(/?)\s*(?:blockquote|ul|ol)\b", re.I)
 
 
-class _MailParser(mailparser.MailParser):
-    """mail-parser without its summary dictionaries (``.mail``, ``.mail_partial``), which it
-    builds eagerly, twice, from every header and part; we read the few attributes we need.
-    If a later mail-parser renames the hook, this override just stops saving the time."""
+# mail-parser's private hook that the adapter below overrides, with its parameters (as of
+# mail-parser 4.8); tests/test_parse.py checks it against the installed release.
+MAILPARSER_HOOK = "_make_mail"
+MAILPARSER_HOOK_PARAMETERS = ("self", "complete")
 
-    def _make_mail(self, complete: bool = True) -> dict:
+
+def _lean_parser(base: type[mailparser.MailParser]) -> type[mailparser.MailParser]:
+    """``base`` without its summary dictionaries (``.mail``, ``.mail_partial``), which it
+    builds eagerly, twice, from every header and part, while we read the few attributes we
+    need. Should a later mail-parser rename the hook or change its parameters, ``base``
+    itself: slower, never different."""
+    hook = getattr(base, MAILPARSER_HOOK, None)
+    if not callable(hook) or \
+            tuple(inspect.signature(hook).parameters) != MAILPARSER_HOOK_PARAMETERS:
+        return base
+
+    def no_summary(self: mailparser.MailParser, complete: bool = True) -> dict:
         return {}
+
+    return type("_MailParser", (base,), {MAILPARSER_HOOK: no_summary})
+
+
+_MailParser = _lean_parser(mailparser.MailParser)
 
 
 class Unparseable(Exception):
@@ -92,7 +109,7 @@ def parse(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     _check_size(raw, limits)
     lean = _without_trace_headers(raw)
     try:
-        parsed: _MailParser | _StdlibView = _MailParser.from_bytes(lean)
+        parsed: mailparser.MailParser | _StdlibView = _MailParser.from_bytes(lean)
     except RecursionError:
         raise Unparseable("MIME structure nested too deeply to parse") from None
     except MemoryError:
@@ -334,7 +351,7 @@ def _check_structure(message: Message, limits: Limits) -> None:
             stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
 
 
-def _decoded(parsed: _MailParser | _StdlibView, name: str) -> str:
+def _decoded(parsed: mailparser.MailParser | _StdlibView, name: str) -> str:
     try:
         value = getattr(parsed, name)
     except Exception:

@@ -24,7 +24,7 @@ from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from ...config import Config
 from ...ingest import Envelope as DeliveryEnvelope
@@ -49,6 +49,34 @@ TIMEOUT = b"421 4.4.2 Timeout exceeded, closing connection\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
 TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands without a message, closing connection\r\n"
+
+# The aiosmtpd internals ``ListenerSMTP`` uses, each with the parameters it expects (as of
+# aiosmtpd 1.4.6). Its public API has no way to say a 421 before a timeout, to restart the
+# data timeout per chunk of progress, to read message data in chunks (which bounds memory and
+# time for a CRLF flood), or to count every command; and two shortcuts keep the listener at
+# its speed. tests/test_smtp_upstream.py checks these against the installed aiosmtpd, so an
+# upgrade that changes them fails loudly there instead of quietly dropping a protection;
+# nothing else of aiosmtpd's that is private is touched (``_unread`` uses asyncio's
+# StreamReader buffer, as aiosmtpd itself does for STARTTLS).
+UPSTREAM_METHODS: dict[str, tuple[str, ...]] = {
+    "_timeout_cb": ("self",),  # overridden: a 421 before the timeout closes the session
+    "_reset_timeout": ("self", "duration"),  # called: the data timeout, per chunk read
+    "_call_handler_hook": ("self", "command", "args"),  # called: the handler's DATA hook
+    "_set_post_data_state": ("self",),  # called: a new envelope after a message
+    # overridden, for speed: aiosmtpd's defines a class on every call (twice a message);
+    # tests/test_smtp_data.py checks both give the same answer for every kind of path
+    "_getaddr": ("self", "arg"),
+    # ListenerSMTP.factory copies a template session's state (aiosmtpd works it out anew, at
+    # a cost, for every connection) and renews what is bound to the session: its stream
+    # (through this callback) and _smtp_methods
+    "_cb_client_connected": ("self", "reader", "writer"),
+}
+UPSTREAM_ATTRIBUTES = (
+    "_smtp_methods",  # command name -> its smtp_<NAME> method: wrapped for the command cap
+    "_reader",  # the session's StreamReader: message data is read from it in chunks
+)
+UPSTREAM_OVERRIDDEN = ("_timeout_cb", "_getaddr")
+
 # "<local@domain>" with dot-atoms on both sides: what almost every client sends. The email
 # package's parser gives the same address for these, at twenty times the cost.
 _SIMPLE_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -132,9 +160,18 @@ class ReplyHandler:
 
 
 class ListenerSMTP(SMTP):
-    """One SMTP session. ``sessions`` is the server's set of live sessions (for shutdown)."""
+    """One SMTP session. ``sessions`` is the server's set of live sessions (for shutdown).
 
-    # aiosmtpd sizes its StreamReader by this; this class reads message data in chunks of it.
+    Everything else goes through aiosmtpd's public API (handler hooks, constructor options,
+    ``push``, ``smtp_<COMMAND>`` methods). What cannot (a ``421`` before a timeout closes the
+    session, a data timeout per chunk of progress, message data read in chunks, the command
+    cap; and two shortcuts for speed) uses the aiosmtpd internals named in ``UPSTREAM_*``, and
+    nothing else of theirs; tests/test_smtp_upstream.py fails loudly when an aiosmtpd release
+    changes them.
+    """
+
+    # A documented class attribute: aiosmtpd sizes its StreamReader by it; this class also
+    # reads message data in chunks of it.
     line_length_limit = READ_CHUNK
 
     def __init__(self, handler: ReplyHandler, *, sessions: set[ListenerSMTP],
@@ -155,7 +192,6 @@ class ListenerSMTP(SMTP):
         self._in_transaction = False
         self._leaving = False
         self._goodbye_sent = False
-        self._deadline = 0.0
 
     @classmethod
     def factory(cls, handler: ReplyHandler, **kwargs: Any) -> Callable[[], ListenerSMTP]:
@@ -167,7 +203,8 @@ class ListenerSMTP(SMTP):
         once, for a template session, and each new session starts from a copy of the
         template's state, with its stream and its bound methods made new. Should a future
         aiosmtpd keep other state this copy does not know to renew, sessions are built the
-        slow way instead.
+        slow way instead (tests/test_smtp_upstream.py checks that a copy and a session built in
+        full hold the same state).
         """
         template = cls(handler, **kwargs)
         loop = template.loop
@@ -209,6 +246,7 @@ class ListenerSMTP(SMTP):
             self._goodbye(SHUTTING_DOWN)
 
     def _goodbye(self, reply: bytes) -> None:
+        # Closing the transport makes aiosmtpd's connection_lost cancel the session's task.
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -216,26 +254,10 @@ class ListenerSMTP(SMTP):
             self._goodbye_sent = True
             transport.write(reply)
         transport.close()
-        if self._handler_coroutine is not None:
-            self._handler_coroutine.cancel()
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        # aiosmtpd cancels and schedules a timer for every command; a message takes ten of
-        # them. Moving a deadline is cheaper: the one timer checks it when it fires.
-        deadline = self.loop.time() + (duration or self._timeout_duration)
-        self._deadline = deadline
-        handle = self._timeout_handle
-        if handle is None or handle.cancelled() or handle.when() > deadline:
-            if handle is not None:
-                handle.cancel()
-            self._timeout_handle = self.loop.call_at(deadline, self._timeout_cb)
-
-    def _timeout_cb(self) -> None:
+    def _timeout_cb(self) -> None:  # overrides an aiosmtpd internal (UPSTREAM_OVERRIDDEN)
         if self.transport is None or self.transport.is_closing():
             return  # the session is over; a timer set on its way out has nothing to do
-        if self.loop.time() < self._deadline:  # moved on since the timer was set
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
-            return
         # RFC 5321 4.5.3.2: say why before closing, so the client knows to try again.
         log.info("timeout %s", fields(peer=peer_text(self.session) if self.session else None))
         self._goodbye(TIMEOUT)
@@ -273,10 +295,11 @@ class ListenerSMTP(SMTP):
         aiosmtpd restarts the command timeout after every command and allows thousands of
         each: without this cap, a client could keep a session (and its place) for days.
         """
+        if self._goodbye_sent:
+            return  # commands the client pipelined behind the goodbye: the session is over
         if self.max_commands and self._commands >= self.max_commands:
-            if not self._goodbye_sent:
-                log.info("too many commands %s", fields(peer=peer_text(self.session)))
-                self._goodbye(TOO_MANY_COMMANDS)
+            log.info("too many commands %s", fields(peer=peer_text(self.session)))
+            self._goodbye(TOO_MANY_COMMANDS)
             return
         self._commands += 1
         envelope = self.envelope
@@ -299,8 +322,10 @@ class ListenerSMTP(SMTP):
 
     # -- DATA --------------------------------------------------------------------------------
 
+    @syntax("DATA")  # as upstream's: HELP lists it and gives its syntax
     async def smtp_DATA(self, arg: str | None) -> None:
-        if await self.check_helo_needed():
+        # aiosmtpd's own checks, in its order (its smtp_DATA reads the data line by line).
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
