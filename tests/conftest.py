@@ -85,11 +85,17 @@ _TESTS = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cache: dict[object, frozenset[object]] = {}
     for item in items:
-        used = set().union(*(_uses(function, cache) for function in _test_functions(item)))
-        if used & SERVER_HELPERS:
-            item.add_marker(pytest.mark.servers)
-        if used & PROCESS_HELPERS:
-            item.add_marker(pytest.mark.slow)
+        for name in automatic_markers(_test_functions(item), cache):
+            item.add_marker(name)
+
+
+def automatic_markers(functions: Iterable[Callable],
+                      cache: dict[object, frozenset[object]] | None = None) -> set[str]:
+    """The markers earned by a test made of ``functions`` (its own and its fixtures')."""
+    cache = {} if cache is None else cache
+    used = set().union(*(_uses(function, cache) for function in functions))
+    return ({"servers"} if used & SERVER_HELPERS else set()) | (
+        {"slow"} if used & PROCESS_HELPERS else set())
 
 
 def _test_functions(item: pytest.Item) -> Iterable[Callable]:
