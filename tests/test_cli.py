@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import shlex
 from pathlib import Path
 
 import click
@@ -52,14 +53,68 @@ def all_commands(group: click.Group, prefix=()):
 
 
 def test_every_command_has_help_with_an_example():
+    """Every command and subcommand (found by walking the CLI, so new ones are included) has
+    help; every one but the groups shows an example that runs it, and every example line in
+    any help parses as a command line of this CLI (its command, options and arguments exist)."""
     commands = dict(all_commands(cli))
     assert {("threads",), ("show",), ("ingest",), ("explain",), ("posts", "sync"),
-            ("quarantine", "release")} <= set(commands)
+            ("quarantine", "release"), ("review",), ("correspondents", "merge"),
+            ("correspondents", "separate"), ("outbox", "send"), ("config", "path")} <= set(commands)
     for path, command in commands.items():
         output = run(*path, "--help")
         assert command.help, path
-        if not isinstance(command, click.Group) and path[0] not in {"config"}:
+        examples = example_commands(output)
+        for words in examples:
+            try:
+                assert parse_command_line(words[1:]), words
+            except click.UsageError as error:
+                pytest.fail(f"mailthreads {' '.join(path)} --help: {shlex.join(words)}: {error}")
+        if not isinstance(command, click.Group):
             assert "Example" in output, f"mailthreads {' '.join(path)} --help has no example"
+            assert any(parse_command_line(words[1:]) == path for words in examples), (
+                f"no example in mailthreads {' '.join(path)} --help runs that command")
+
+
+def test_an_example_that_does_not_parse_is_caught():
+    merge = ["correspondents", "merge", "5", "--json"]
+    assert parse_command_line(["-c", "config.toml", *merge]) == ("correspondents", "merge")
+    for wrong in (["threads", "--no-such-option"], ["posts", "add"], ["no-such-command"],
+                  ["show", "3", "4", "5"]):
+        with pytest.raises(click.UsageError):
+            parse_command_line(wrong)
+
+
+def example_commands(help_text: str) -> list[list[str]]:
+    """The words of each line of a --help that runs mailthreads, up to any shell operator
+    (a pipe, a redirection, ``&&``) or comment."""
+    commands = []
+    for line in help_text.splitlines():
+        if not line.strip().startswith("mailthreads "):
+            continue
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+        operators = [i for i, word in enumerate(words) if set(word) <= set("|&;<>()")]
+        commands.append(words[: min(operators, default=len(words))])
+    return commands
+
+
+def parse_command_line(words: list[str]) -> tuple[str, ...]:
+    """Parse ``mailthreads WORDS`` as click does, without running anything: the command's path.
+    Raises click.UsageError for an unknown command or option, or wrong arguments."""
+    command: click.Command = cli
+    context = cli.make_context("mailthreads", list(words))
+    path: tuple[str, ...] = ()
+    while isinstance(command, click.Group):
+        # click 8.2 renamed protected_args (the subcommand's name) to _protected_args.
+        protected = vars(context).get("_protected_args")
+        rest = [*(context.protected_args if protected is None else protected), *context.args]
+        if not rest:
+            break
+        name, command, arguments = command.resolve_command(context, rest)
+        path = (*path, name)
+        context = command.make_context(name, arguments, parent=context)
+    return path
 
 
 def test_first_session_from_the_readme(env):

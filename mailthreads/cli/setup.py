@@ -225,12 +225,22 @@ def config_check(app: App, path: str | None) -> None:
 @config_group.command(name="path")
 @click.pass_obj
 def config_path(app: App) -> None:
-    """Print the config file and database paths in use."""
+    """Print the config file and database paths in use.
+
+    \b
+    Example:
+        mailthreads config path
+    """
     click.echo(f"config:   {app.config_path}{'' if app.config_path.exists() else ' (absent)'}")
     click.echo(f"database: {app.database_path}")
 
 
 @config_group.command(name="example")
 def config_example() -> None:
-    """Print the commented example config."""
+    """Print the commented example config.
+
+    \b
+    Example:
+        mailthreads config example | less
+    """
     click.echo(example_config(), nl=False)
