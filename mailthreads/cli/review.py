@@ -78,7 +78,7 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         mailthreads threads delete 3
     """
     from ..db import store
-    from .triage import undelivered_notes
+    from .annotations import undelivered_notes
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     if limit is None:
@@ -182,7 +182,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         mailthreads show 3 --json
     """
     from ..db import store
-    from .triage import attachments_by_message, thread_notes, undelivered_notes
+    from .annotations import attachments_by_message, thread_notes, undelivered_notes
 
     conn = app.reader()
     try:
@@ -216,7 +216,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
 def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
                   author: str, notes: Sequence[str] = (),
                   attachments: Mapping[int, list[dict[str, Any]]] | None = None) -> str:
-    from .triage import attachment_lines
+    from .annotations import attachment_lines
 
     # Every piece from mail is neutralised (styled(..., multiline=False) for one-line fields)
     # before the program's own colours go around it.

@@ -11,19 +11,19 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .annotations import attachments_by_message, human_size, thread_notes
 from .app import App
-from .output import confirm, echo, emit, output_options, styled
+from .output import confirm, echo, emit, output_options
 from .review import render_thread
 from .review import threads as listing
 
 if TYPE_CHECKING:
-    from ..db.store import MessageRow
+    pass
 
 KEYS = {"r": "reply", "a": "archive", "s": "skip", "q": "quit"}
 PROMPT = "[r]eply  [a]rchive  [s]kip  [q]uit "
@@ -31,76 +31,6 @@ MAX_FILENAME = 120
 PURGE_BUSY = ("Note: another process (serve, poll?) was reading the database, so its "
               "write-ahead log may hold the deleted mail until that process stops (the last "
               "one to close the database empties the log)")
-
-
-# Notes shown with a thread ------------------------------------------------------------------
-
-
-def undelivered_notes(conn: sqlite3.Connection,
-                      thread_ids: list[int] | None = None) -> dict[int, str]:
-    """{thread: "your answer of <date> was not delivered: <reason>"} for threads where a
-    permanent bounce reports one of the author's answers undelivered."""
-    from ..db import store
-
-    bounced = store.bounced_threads(conn, thread_ids)
-    if not bounced:  # the usual case: no need to load the classifier for its constant
-        return {}
-    from ..mail.classify import TEMPORARY_FAILURE
-    from ..mail.dsn import failure_in_words
-
-    notes = {}
-    for thread_id, row in store.undelivered_answers(conn, TEMPORARY_FAILURE,
-                                                    sorted(bounced)).items():
-        raw = store.raw_message(conn, row["bounce_raw_sha256"]) or b""
-        notes[thread_id] = (f"your answer of {_day(row['answer_date'])} was not delivered: "
-                            f"{failure_in_words(raw)}")
-    return notes
-
-
-def thread_notes(conn: sqlite3.Connection, thread_id: int) -> list[str]:
-    """What ``show`` says about a thread's answers above the conversation."""
-    from ..db import store
-
-    if not store.bounced_threads(conn, [thread_id]):
-        return []
-    from ..mail.classify import TEMPORARY_FAILURE
-
-    notes = list(undelivered_notes(conn, [thread_id]).values())
-    delays = store.delayed_answers(conn, thread_id, TEMPORARY_FAILURE)
-    if delays and not notes:
-        notes.append(f"note: delivery of your answer was delayed ({_day(delays[-1]['received_at'])}"
-                     "); the sending server keeps trying, nothing to do yet")
-    return notes
-
-
-def _day(iso: str | None) -> str:
-    return (iso or "?")[:10]
-
-
-def attachments_by_message(conn: sqlite3.Connection,
-                           messages: Sequence[MessageRow]) -> dict[int, list[dict[str, Any]]]:
-    """{message row id: its attachments (id, filename, content_type, size)}."""
-    from ..db import store
-
-    found: dict[int, list[dict[str, Any]]] = {}
-    for row in store.attachments_of(conn, [message.id for message in messages]):
-        found.setdefault(row.pop("message_id"), []).append(row)
-    return found
-
-
-def attachment_lines(attachments: Sequence[dict[str, Any]]) -> list[str]:
-    return [styled(f"[attachment: {item['filename'] or '(no name)'}, {human_size(item['size'])}]",
-                   multiline=False, dim=True)
-            for item in attachments]
-
-
-def human_size(size: int | None) -> str:
-    size = size or 0
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{round(size / 1024)} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 # threads (a group: the listing, and delete) -------------------------------------------------
