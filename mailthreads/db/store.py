@@ -1081,3 +1081,49 @@ def delivery_status(conn: sqlite3.Connection, delivery_id: int) -> str | None:
 
 def count_pending_deliveries(conn: sqlite3.Connection) -> int:
     return _one(conn, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'") or 0
+
+
+# --- reading (issue 11) ---------------------------------------------------------------------
+
+
+def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | None = None,
+                  post: str | None = None, after: str | None = None,
+                  before: str | None = None, state: str | None = None,
+                  kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Messages matching an FTS5 expression (best first) and/or filters (newest first).
+    ``from_`` is a part of the sender's address or name; ``after``/``before`` ISO 8601 UTC."""
+    where: list[str] = []
+    params: list[Any] = []
+    if match is not None:
+        where.append("messages_fts MATCH ?")
+        params.append(match)
+    for condition, value in (
+        ("(messages.from_address LIKE ? ESCAPE '\\' OR messages.from_name LIKE ? ESCAPE '\\')",
+         from_),
+        ("posts.slug = ?", post), ("messages.date >= ?", after), ("messages.date < ?", before),
+        ("threads.state = ?", state), ("messages.kind = ?", kind),
+    ):
+        if value is not None:
+            where.append(condition)
+            if condition.startswith("(messages.from_address"):
+                pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace(
+                    "_", "\\_") + "%"
+                params += [pattern, pattern]
+            else:
+                params.append(value)
+    snippet = ("snippet(messages_fts, 1, '[', ']', '…', 12)" if match is not None
+               else "substr(replace(messages.visible_text, char(10), ' '), 1, 80)")
+    source = ("messages_fts JOIN messages ON messages.id = messages_fts.rowid"
+              if match is not None else "messages")
+    order = "messages_fts.rank" if match is not None else "messages.date DESC, messages.id DESC"
+    return _dicts(conn.execute(
+        f"""SELECT messages.id, messages.thread_id AS thread, posts.slug AS post,
+                   messages.from_name, messages.from_address, messages.subject, messages.date,
+                   messages.kind, {snippet} AS snippet
+            FROM {source}
+            LEFT JOIN posts ON posts.id = messages.post_id
+            LEFT JOIN threads ON threads.id = messages.thread_id
+            WHERE {' AND '.join(where) or '1'}
+            ORDER BY {order} LIMIT ?""",
+        (*params, limit),
+    ))
