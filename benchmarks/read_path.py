@@ -1,0 +1,125 @@
+"""The read path side by side with notmuch: whole commands, start-up included, with hyperfine.
+
+    python benchmarks/read_path.py --work /tmp/mailthreads-bench --count 100000
+
+Uses the database and notmuch index that bulk_ingest.py built in --work (run it first, same
+--count). In one hyperfine run (warm-up runs first, output to /dev/null): `mailthreads threads`
+(the newest 50) against `notmuch search --limit=50 '*'` and a lean script (Python + sqlite3,
+the same 50 rows, nothing else: the floor for a Python command); `mailthreads show` and
+`mailthreads search` against `notmuch show` and `notmuch search`. Writes the "## Read path"
+section of benchmarks/README.md (--no-readme to only print it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from readme_section import write_section  # noqa: E402
+
+SECTION = "## Read path"
+WORD = "typewriter"
+LEAN_SCRIPT = '''
+import sqlite3, sys
+conn = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+for row in conn.execute(
+        "SELECT threads.id, posts.slug, correspondents.name, threads.state, threads.unread, "
+        "threads.message_count, threads.last_activity, threads.subject FROM threads "
+        "JOIN posts ON posts.id = threads.post_id "
+        "JOIN correspondents ON correspondents.id = threads.correspondent_id "
+        "WHERE threads.state != 'archived' ORDER BY threads.last_activity DESC LIMIT 50"):
+    print(*row, sep="  ")
+'''
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mailthreads-bench"))
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("hyperfine"):
+        sys.exit("hyperfine is not installed (apt-get install hyperfine)")
+    database = args.work / "bench.db"
+    maildir = args.work / f"Maildir-{args.count}"
+    if not database.exists() or not (maildir / ".notmuch").exists():
+        sys.exit(f"run benchmarks/bulk_ingest.py --count {args.count} --work {args.work} first")
+    beside = Path(sys.executable).with_name("mailthreads")
+    mailthreads = str(beside) if beside.exists() else shutil.which("mailthreads")
+    conn = sqlite3.connect(database)
+    thread_id, messages, thread_count = conn.execute(
+        "SELECT id, message_count, (SELECT count(*) FROM threads) FROM threads "
+        "ORDER BY last_activity DESC LIMIT 1").fetchone()
+    stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    message_id = conn.execute("SELECT message_id FROM messages WHERE thread_id = ? LIMIT 1",
+                              (thread_id,)).fetchone()[0]
+    conn.close()
+    lean = args.work / "lean_threads.py"
+    lean.write_text(LEAN_SCRIPT)
+    os.environ.update(MAILTHREADS_DB=str(database),
+                      MAILTHREADS_CONFIG=str(args.work / "config.toml"),
+                      NOTMUCH_CONFIG=str(args.work / "notmuch-config"))
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    commands = [
+        ("python3 -c pass", f"{sys.executable} -c pass"),
+        ("lean Python + sqlite3 script, newest 50", f"{sys.executable} {lean} {database}"),
+        ("mailthreads threads", f"{mailthreads} threads"),
+        ("notmuch search --limit=50 '*'", "notmuch search --limit=50 *"),
+        (f"mailthreads show {thread_id} ({messages} messages)",
+         f"{mailthreads} show {thread_id} --keep-unread"),
+        ("notmuch show id:...", f"notmuch show id:{message_id}"),
+        (f"mailthreads search {WORD}", f"{mailthreads} search {WORD}"),
+        (f"notmuch search --limit=50 {WORD}", f"notmuch search --limit=50 {WORD}"),
+    ]
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    with tempfile.NamedTemporaryFile(suffix=".json") as export:
+        subprocess.run(["hyperfine", "-N", "--warmup", "3", "--runs", str(args.runs),
+                        "--style", "basic", "--export-json", export.name,
+                        *(command for _, command in commands)], check=True,
+                       stdout=sys.stderr)
+        results = json.loads(Path(export.name).read_text())["results"]
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    median = {name: result["median"] * 1000
+              for (name, _), result in zip(commands, results, strict=True)}
+    mean = {name: result["mean"] * 1000
+            for (name, _), result in zip(commands, results, strict=True)}
+    names = [name for name, _ in commands]
+    threads, notmuch = median[names[2]], median[names[3]]
+    lines = [
+        SECTION, "",
+        f"`python benchmarks/read_path.py --count {args.count}`: whole commands, Python "
+        f"start-up included, on the database and notmuch index of the bulk ingest above "
+        f"({stored:,} messages, {thread_count:,} threads), timed by hyperfine in one run "
+        f"({args.runs} runs each after 3 warm-up runs, output to /dev/null).", "",
+        "| command | median ms | mean ms |",
+        "|---|---:|---:|",
+        *(f"| `{name}` | {median[name]:.0f} | {mean[name]:.0f} |" for name in names),
+        "",
+        f"`mailthreads threads` takes **{threads / notmuch:.2f}x** the time of "
+        f"`notmuch search --limit=50 '*'` (medians) and {threads / median[names[1]]:.2f}x the "
+        "lean script's.",
+        "",
+        f"Recorded {datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}, "
+        f"Python {platform.python_version()}); load average before {load_before}, after "
+        f"{load_after}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if not args.no_readme:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
