@@ -212,3 +212,55 @@ def test_signature_stays_with_its_text_and_the_quote_comes_after(site):
     quotes = site.run("show", "1", "--no-pager", "--quotes", "--keep-unread").stdout
     assert ("don't wait.\n-- \nJane Reader\nLibrarian\n\n[2 quoted lines:]\n"
             "> the post said this\n> and that") in quotes, quotes
+
+
+# --- explain -------------------------------------------------------------------------------
+
+
+def test_explain_says_would_be_stored_and_stores_nothing(site, tmp_path):
+    new = tmp_path / "new.eml"
+    new.write_bytes(message(message_id="<new@example.com>", sender="Ann <ann@example.net>"))
+    before = site.json("threads")
+    shown = site.run("explain", str(new)).stdout
+    assert re.search(r"^status:\s+would be stored$", shown, re.M), shown
+    assert re.search(r"^thread:\s+\(a new thread\)$", shown, re.M), shown
+    assert site.json("threads") == before
+
+
+def test_explain_of_a_stored_message_still_gives_kind_and_route(site, tmp_path):
+    again = tmp_path / "again.eml"
+    again.write_bytes(message(sender="Bob Smith <bob@example.org>",
+                              to="reply+on-typewriters@blog.example",
+                              message_id="<b2@example.org>", subject="Out of office: Ribbons",
+                              body="I am away until Monday. The typewriter waits.\n",
+                              minutes=60 * 24 * 3, headers={"Auto-Submitted": "auto-replied"}))
+    explained = site.json("explain", str(again))
+    assert explained["status"] == "duplicate" and explained["kind"] == "auto_reply"
+    reasons = " | ".join(explained["reasons"])
+    assert "already stored as message" in reasons
+    assert "Auto-Submitted: auto-replied" in reasons
+    assert "To reply+on-typewriters@blog.example names post on-typewriters" in reasons
+    assert "already stored" in site.run("explain", str(again)).stdout
+
+
+def test_explain_agrees_with_ingest_on_an_auto_reply_from_a_stranger(site, tmp_path):
+    away = tmp_path / "away.eml"
+    away.write_bytes(message(message_id="<away@example.net>", sender="Zed <zed@example.net>",
+                             subject="Automatic reply: Why I blog",
+                             body="I am out of the office until Monday.\n"))
+    explained = site.json("explain", str(away))
+    shown = site.run("explain", str(away)).stdout
+    assert "(a new thread)" not in shown and "in no thread" in shown, shown
+    [ingested] = [json.loads(line) for line in
+                  site.run("ingest", str(away), "--nl").stdout.splitlines()]
+    assert (explained["status"], explained["kind"], explained["thread"],
+            explained["new_thread"]) == (ingested["status"], ingested["kind"],
+                                         ingested["thread"], False)
+
+
+def test_explain_refuses_binary_input_as_ingest_does(site, tmp_path):
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(bytes(range(256)) * 16)
+    refused = site.run("ingest", str(binary), code=1).stderr
+    explained = site.run("explain", str(binary), code=1).stderr
+    assert explained == refused and "not an email message" in explained

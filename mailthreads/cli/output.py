@@ -9,10 +9,7 @@ Whatever a command prints that may hold text from mail goes through this module 
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -106,6 +103,8 @@ def confirm(question: str) -> None:
 def dumps(value: Any, *, indent: int | None = 2) -> str:
     """JSON as readable as ``ensure_ascii=False`` makes it, but with control, bidi and
     invisible characters as ``\\uXXXX`` escapes (loading it gives back the exact text)."""
+    import json  # here, not at the top: the table path starts faster without it
+
     return json_safe(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
 
 
@@ -132,6 +131,8 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
         for row in rows:
             click.echo(dumps(row, indent=None))
     elif fmt == "csv":
+        import csv
+
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows({key: neutralise(value) if isinstance(value, str) else value
@@ -177,6 +178,8 @@ def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
                  max_width: int = 50) -> str:
     """A table as wide as the terminal at most (80 columns when output is not one): the
     ``shrink`` columns (index, minimum width) are truncated, in order, never left out."""
+    import shutil
+
     width = shutil.get_terminal_size((80, 24)).columns
     fitted = {index for index, _ in shrink} | set(highlight)
     rows = [[" ".join(cell.split()) if index in fitted else _clip(cell, max_width)
