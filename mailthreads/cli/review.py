@@ -286,13 +286,13 @@ def unarchive(app: App, thread_ids: tuple[int, ...]) -> None:
 @click.pass_obj
 def search(app: App, words: tuple[str, ...], post: str | None, raw_fts: bool, limit: int,
            as_json: bool, as_nl: bool, as_csv: bool) -> None:
-    """Full-text search over visible text, subject and correspondent, best match first.
+    """Full-text search over visible text, subject and correspondent, newest first.
 
     Type words as they come: every word must match (bob@example.org, don't and other
     punctuation are fine); "two words" for a phrase; word* for a prefix. Filters:
     from:ADDRESS-OR-NAME, post:SLUG, after:YYYY-MM-DD, before:YYYY-MM-DD,
-    state:needs-reply|answered|archived, kind:reply|auto-reply|bounce. Filters alone list
-    the newest matching messages.
+    state:needs-reply|answered|archived, kind:reply|auto-reply|bounce. Filters alone are
+    fine too.
 
     \b
     Examples:

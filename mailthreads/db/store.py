@@ -1090,7 +1090,9 @@ def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | N
                   post: str | None = None, after: str | None = None,
                   before: str | None = None, state: str | None = None,
                   kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Messages matching an FTS5 expression (best first) and/or filters (newest first).
+    """Messages matching an FTS5 expression and/or filters, the last stored first (as notmuch
+    lists newest first): FTS5 then walks its index backwards and stops at ``limit``, where
+    ranking by relevance would score every match (250 ms for "the" in 100,000 messages).
     ``from_`` is a part of the sender's address or name; ``after``/``before`` ISO 8601 UTC."""
     where: list[str] = []
     params: list[Any] = []
@@ -1115,7 +1117,7 @@ def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | N
                else "substr(replace(messages.visible_text, char(10), ' '), 1, 80)")
     source = ("messages_fts JOIN messages ON messages.id = messages_fts.rowid"
               if match is not None else "messages")
-    order = "messages_fts.rank" if match is not None else "messages.date DESC, messages.id DESC"
+    order = "messages_fts.rowid DESC" if match is not None else "messages.id DESC"
     return _dicts(conn.execute(
         f"""SELECT messages.id, messages.thread_id AS thread, posts.slug AS post,
                    messages.from_name, messages.from_address, messages.subject, messages.date,
