@@ -202,6 +202,12 @@ def test_pager_follows_less_and_pager_variables(site):
     finally:
         del site.terminal.env["PAGER"]
     assert re.search(r"^\s+1\s+.*Thread 1", shown, re.M), shown
+    site.terminal.env["PAGER"] = "no-such-pager-here"
+    try:
+        shown = site.terminal.run("show", "1", "--keep-unread")
+    finally:
+        del site.terminal.env["PAGER"]
+    assert "Please write to bob@example.org" in shown  # still shown, without a pager
 
 
 def test_signature_stays_with_its_text_and_the_quote_comes_after(site):

@@ -93,6 +93,8 @@ def page(text: str) -> None:
             break
         except KeyboardInterrupt:  # less handles ^C itself; wait for it to finish
             continue
+    if pager.returncode == 127:  # the shell found no such pager: the text is still owed
+        click.echo(text)
 
 
 def confirm(question: str) -> None:
