@@ -262,7 +262,7 @@ def test_posts_sync_from_an_atom_file(env):
     (("ingest", "/nonexistent/path"), "no such file or directory"),
     (("quarantine", "show", "5"), "no quarantine entry 5"),
     (("posts", "show", "nope"), "no post with slug 'nope'"),
-    (("search", '"unbalanced'), "bad search query"),
+    (("search", "--fts", '"unbalanced'), "bad search query"),
 ])
 def test_user_errors_are_one_line_without_traceback(env, args, text):
     open_database(env / "mail.db").conn.close()

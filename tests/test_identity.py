@@ -87,8 +87,9 @@ def test_a_stranger_at_a_signed_address_gets_a_marked_thread_of_their_own(site):
     assert (f"Thread {stranger}: is stranger@evil.example the same person as Jane Reader "
             f"<jane@example.com>? 'mailthreads correspondents merge {stranger}' if so") in text
     table = site.run("threads")
-    assert "pending_decision" in table.stdout
-    assert "same person as Jane Reader <jane@example.com>?" in table.stdout
+    assert "waits on" in table.stdout
+    assert "same person?" in table.stdout
+    assert "same person as Jane Reader <jane@example.com>?" in table.stderr
     assert f"'mailthreads correspondents merge {stranger}'" in table.stderr
 
     # Answering Jane's thread answers Jane; the stranger's thread, the stranger, and says so.

@@ -308,10 +308,10 @@ def test_received_but_unprocessed_delivery_is_finished_later(pipeline, db):
 
 def test_full_text_search_finds_visible_text_subject_and_correspondent(pipeline, db):
     pipeline.accept(message(body="The typewriter story moved me.\n"), "file")
-    assert len(store.search_messages(db.conn, "typewriter")) == 1
-    assert len(store.search_messages(db.conn, "jane")) == 1
-    assert len(store.search_messages(db.conn, "blog")) == 1
-    assert store.search_messages(db.conn, "nonexistentword") == []
+    assert len(store.find_messages(db.conn, match="typewriter")) == 1
+    assert len(store.find_messages(db.conn, match="jane")) == 1
+    assert len(store.find_messages(db.conn, match="blog")) == 1
+    assert store.find_messages(db.conn, match="nonexistentword") == []
 
 
 def test_kind_reasons_are_recorded_as_json(pipeline, db):

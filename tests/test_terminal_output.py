@@ -224,9 +224,14 @@ def test_show_keeps_its_colours_and_neutralises_the_sender(terminal):
 
 @pytest.mark.skipif(not shutil.which("less"), reason="less is not installed")
 def test_show_through_the_default_pager(terminal):
-    # click pages with "less" and LESS=-R, which passes OSC 8 links and bidi overrides on:
-    # they must not be in what it is given. less draws the screen with its own sequences.
-    shown = terminal.run("show", "1", "--quotes", "--keep-unread", answer_when=b"(END)")
+    # "less" with the user's LESS=-R (so that it waits at the end even though the text fits)
+    # passes OSC 8 links and bidi overrides on: they must not be in what it is given. less
+    # draws the screen with its own sequences.
+    terminal.env["LESS"] = "-R"
+    try:
+        shown = terminal.run("show", "1", "--quotes", "--keep-unread", answer_when=b"(END)")
+    finally:
+        del terminal.env["LESS"]
     assert "(END)" in shown  # less ran, and was told to quit at the end
     assert f"{ESC}]" not in shown and "\x9b" not in shown
     assert not any(unicodedata.category(c) == "Cf" for c in shown)

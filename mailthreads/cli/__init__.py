@@ -8,6 +8,7 @@ start fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 
 import click
@@ -75,8 +76,12 @@ class LazyGroup(click.Group):
 @click.option("-d", "--database", "database_path", type=click.Path(dir_okay=False),
               envvar="MAILTHREADS_DB", help="SQLite database (env MAILTHREADS_DB). "
               "Default: [database] path, else the user data directory.")
+@click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always", "never"]),
+              default="auto", show_default=True,
+              help="Colours and bold on a terminal; NO_COLOR set means never, unless always")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, database_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, database_path: str | None,
+        colour: str) -> None:
     """Private, long-form discussion by email.
 
     Replies to your posts' "Reply by Email" addresses come in by SMTP, IMAP or files; they are
@@ -91,3 +96,7 @@ def cli(ctx: click.Context, config_path: str | None, database_path: str | None) 
         mailthreads show 1
     """
     ctx.obj = App(config_path, database_path)
+    # Commands (sub-contexts) inherit this; click.echo strips styles when it is False, or
+    # when it is None and the output is not a terminal.
+    ctx.color = {"always": True, "never": False}.get(
+        colour, False if os.environ.get("NO_COLOR") else None)

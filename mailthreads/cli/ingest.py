@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -155,11 +156,15 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     """
     from ..ingest import Context, Envelope, deleted_before, plan, sha256_of
     from ..ingest.budget import Analyser
-    from ..ingest.sources import without_leading_blank_lines
+    from ..ingest.sources import SourceError, classify_path, without_leading_blank_lines
 
     try:
+        if str(file) != "-":
+            classify_path(file)  # refuses what ingest refuses: binary files, not mail
         raw = without_leading_blank_lines(
             sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes())
+    except SourceError as error:
+        raise click.ClickException(str(error)) from None
     except OSError as error:
         raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
     config = app.config
@@ -173,8 +178,12 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     else:
         context = Context("file", Envelope(rcpt_to=rcpt_to), post_hint)
         decided = plan(reader, config, analysis, context)
+        if decided.status == "duplicate":  # still say what it is and where it went
+            decided.reasons += _kind_and_route(analysis, context, config)
         result = {
             "status": decided.outcome_status,
+            "new_thread": decided.status == "store" and decided.thread_id is None
+            and decided.wants_thread,
             "message_id": analysis.message_id,
             "kind": analysis.kind,
             "direction": decided.direction,
@@ -197,8 +206,11 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
                 "thread", "parent_message_id"):
         if key in result:
             value = result[key]
+            if key == "status":  # explain stores nothing: say what ingest would do
+                value = WOULD.get(value, value)
             if key == "thread" and value is None and result["status"] == "stored":
-                value = "(a new thread)"
+                value = ("(a new thread)" if result["new_thread"]
+                         else "(none: kept under the post, in no thread)")
             echo(f"{key.replace('_', ' ') + ':':19}{'' if value is None else value}",
                  multiline=False)
     click.echo("why:")
@@ -207,3 +219,22 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     for key in ("visible_text", "quoted_text", "signature"):
         if result.get(key):
             echo(f"\n--- {key.replace('_', ' ')} ---\n{result[key]}")
+
+
+WOULD = {"stored": "would be stored", "quarantined": "would be quarantined",
+         "ignored": "would be ignored", "deleted": "would be dropped (deleted before)",
+         "duplicate": "already stored (would not be stored again)"}
+
+
+def _kind_and_route(analysis: Any, context: Any, config: Any) -> list[str]:
+    """For a message already stored: its kind and reply address, in the words of a plan."""
+    from ..ingest import _recipient_groups
+    from ..mail.routing import route_by_address
+
+    reasons = (list(analysis.kind_reasons) if analysis.kind != "reply"
+               else ["a human reply: no auto-reply or bounce signs"])
+    route = route_by_address(_recipient_groups(analysis, context.envelope), config.addresses)
+    if route:
+        reasons.append(f"{route.found_in} {route.reply_address.address} names post "
+                       f"{route.reply_address.slug}")
+    return reasons

@@ -9,8 +9,7 @@ Whatever a command prints that may hold text from mail goes through this module 
 
 from __future__ import annotations
 
-import csv
-import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -43,9 +42,59 @@ def echo(text: str = "", *, multiline: bool = True, err: bool = False, nl: bool 
 
 
 def styled(text: str, *, multiline: bool = True, **style: Any) -> str:
-    """Text from mail in the program's own colours: neutralised first, then styled."""
+    """Text from mail in the program's own colours: neutralised first, then styled line by
+    line (as git does), so that a pager showing a block from its middle still colours it."""
     text = neutralise(text, multiline=multiline)
-    return click.style(text, **style) if style else text
+    return per_line(text, **style) if style else text
+
+
+def per_line(text: str, **style: Any) -> str:
+    return "\n".join(click.style(line, **style) if line else line for line in text.split("\n"))
+
+
+def colour_wanted() -> bool:
+    """--color always/never (the global option), else NO_COLOR, else whether standard output
+    is a terminal. ``click.echo`` strips the styles by the same rule."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.color is not None:
+        return context.color
+    return not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def page(text: str) -> None:
+    """Text on a terminal through the pager, as git does: ``$MAILTHREADS_PAGER``, ``$PAGER``,
+    else ``less``; with ``LESS=FRX`` unless ``$LESS`` is set, so that text that fits the screen
+    is printed and stays there, and a longer text stays on screen after quitting."""
+    import subprocess
+
+    command = os.environ.get("MAILTHREADS_PAGER") or os.environ.get("PAGER") or "less"
+    if not sys.stdout.isatty() or command.strip() in ("", "cat"):
+        click.echo(text)
+        return
+    if not colour_wanted():
+        text = click.unstyle(text)
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX"),
+           "LV": os.environ.get("LV", "-c")}
+    sys.stdout.flush()
+    try:
+        pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        click.echo(text)
+        return
+    encoding = sys.stdout.encoding or "utf-8"
+    try:
+        pager.stdin.write((text + "\n").encode(encoding, "replace"))
+        pager.stdin.close()
+    except BrokenPipeError:  # quit before reading it all
+        pass
+    while True:
+        try:
+            pager.wait()
+            break
+        except KeyboardInterrupt:  # less handles ^C itself; wait for it to finish
+            continue
+    if pager.returncode == 127:  # the shell found no such pager: the text is still owed
+        click.echo(text)
 
 
 def confirm(question: str) -> None:
@@ -56,6 +105,8 @@ def confirm(question: str) -> None:
 def dumps(value: Any, *, indent: int | None = 2) -> str:
     """JSON as readable as ``ensure_ascii=False`` makes it, but with control, bidi and
     invisible characters as ``\\uXXXX`` escapes (loading it gives back the exact text)."""
+    import json  # here, not at the top: the table path starts faster without it
+
     return json_safe(json.dumps(value, indent=indent, ensure_ascii=False, default=str))
 
 
@@ -69,22 +120,42 @@ def echo_bytes(data: bytes) -> None:
 
 
 def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
-         *, empty: str = "Nothing to show.") -> None:
+         *, empty: str = "Nothing to show.", shrink: Sequence[tuple[str, int]] = (),
+         highlight: Sequence[str] = (), bold: Callable[[dict[str, Any]], bool] | None = None,
+         headers: dict[str, str] | None = None) -> None:
+    """Rows in the chosen format. For the table: ``shrink`` names the columns truncated (in
+    that order, down to a minimum width) to fit the terminal (80 columns when not one);
+    ``highlight`` columns keep their first [highlight] whole; ``bold`` rows are bold;
+    ``headers`` shorter titles for the table."""
     if fmt == "json":
         click.echo(dumps(list(rows)))
     elif fmt == "nl":
         for row in rows:
             click.echo(dumps(row, indent=None))
     elif fmt == "csv":
+        import csv
+
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows({key: neutralise(value) if isinstance(value, str) else value
                           for key, value in row.items()} for row in rows)
     elif not rows:
         click.echo(empty)
-    else:
+    elif not shrink:
         click.echo(table(([neutralise(str(_cell(row.get(c)))) for c in columns] for row in rows),
                          columns))
+    else:
+        titles = [(headers or {}).get(column, column) for column in columns]
+        text = fitted_table([[neutralise(str(_cell(row.get(c)))) for c in columns]
+                             for row in rows], titles,
+                            shrink=[(columns.index(c), minimum) for c, minimum in shrink
+                                    if c in columns],
+                            highlight=[columns.index(c) for c in highlight])
+        lines = text.split("\n")
+        for index, row in enumerate(rows, start=2):
+            if bold and bold(row):
+                lines[index] = click.style(lines[index], bold=True)
+        click.echo("\n".join(lines))
 
 
 def _cell(value: Any) -> Any:
@@ -102,6 +173,45 @@ def table(rows: Iterable[Sequence[str]], headers: Sequence[str], max_width: int 
     lines = [line(*headers).rstrip(), "  ".join("-" * width for width in widths)]
     lines.extend(line(*row).rstrip() for row in body)
     return "\n".join(lines)
+
+
+def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
+                 shrink: Sequence[tuple[int, int]], highlight: Sequence[int] = (),
+                 max_width: int = 50) -> str:
+    """A table as wide as the terminal at most (80 columns when output is not one): the
+    ``shrink`` columns (index, minimum width) are truncated, in order, never left out."""
+    import shutil
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    fitted = {index for index, _ in shrink} | set(highlight)
+    rows = [[" ".join(cell.split()) if index in fitted else _clip(cell, max_width)
+             for index, cell in enumerate(row)] for row in rows]
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    for index, minimum in shrink:
+        if excess <= 0:
+            break
+        cut = min(excess, max(0, widths[index] - max(minimum, len(headers[index]))))
+        widths[index] -= cut
+        excess -= cut
+    for row in rows:
+        for index, cell in enumerate(row):
+            if len(cell) > widths[index]:
+                row[index] = (_clip_around(cell, widths[index]) if index in highlight
+                              else _clip(cell, widths[index]))
+    line = "  ".join(f"{{:<{w}}}" for w in widths).format
+    lines = [line(*headers).rstrip(), "  ".join("-" * w for w in widths)]
+    lines.extend(line(*row).rstrip() for row in rows)
+    return "\n".join(lines)
+
+
+def _clip_around(text: str, width: int) -> str:
+    """``text`` cut to ``width`` so that its first [highlight] stays whole when it fits."""
+    start, end = text.find("["), text.find("]")
+    if 0 <= start < end and end >= width - 1:
+        offset = max(0, min(start - 2, end + 2 - width))
+        text = "…" + text[offset + 1:] if offset else text
+    return _clip(text, width)
 
 
 def _clip(text: str, width: int) -> str:

@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo, emit, output_options, styled
+from .output import chosen_format, dumps, echo, emit, output_options, page, styled
 
 if TYPE_CHECKING:
     from ..db.store import MessageRow, Thread
 
 TABLE_PAGE = 50
+# Table states in at most 9 characters, so that an 80-column table keeps room for subjects.
+STATE_LABELS = {"needs_reply": "to answer", "answered": "answered", "archived": "archived"}
+THREAD_HEADERS = {"correspondent": "from", "pending_decision": "waits on", "unread": "new",
+                  "messages": "msgs", "last_activity": "last"}
 STATE_NAMES = {"needs-reply": "needs_reply", "answered": "answered", "archived": "archived"}
 KIND_LABELS = {"auto_reply": "auto-reply", "bounce": "bounce",
                "feedback_report": "feedback report", "other": "automatic message"}
@@ -103,20 +107,27 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         row["pending_decision"] = pending_decision(row)
         row["undelivered"] = notes.get(row["id"])
     if fmt == "table":
+        from ..localtime import relative
+
         for row in rows:
-            row["state"] = row["state"].replace("_", " ")
+            row["state"] = STATE_LABELS.get(row["state"], row["state"])
             row["unread"] = row["unread"] or ""
+            row["last_activity"] = relative(row["last_activity"])
     columns = ["id", "post", "correspondent", "state", "unread", "messages", "last_activity",
                "subject"]
     if fmt == "table" and any(row["pending_decision"] for row in rows):
         columns.insert(3, "pending_decision")
+        for row in rows:  # the whole question goes to standard error below
+            row["pending_decision"] = "same person?" if row["pending_decision"] else ""
     emit(rows, fmt, columns,
-         empty="No threads. Replies arrive with: mailthreads ingest PATH (or serve, or poll)")
+         empty="No threads. Replies arrive with: mailthreads ingest PATH (or serve, or poll)",
+         shrink=[("subject", 16), ("correspondent", 12), ("post", 10), ("subject", 6)],
+         headers=THREAD_HEADERS, bold=lambda row: bool(row["unread"]))
     if hidden:
         click.echo(f"… and {hidden:,} older threads: -n 0 shows all", err=True)
     if fmt == "table":
         for row in rows:
-            if row["pending_decision"]:
+            if row["possibly_same_as"] is not None:
                 echo(decision_hint(row), multiline=False, err=True)
             if row["undelivered"]:
                 echo(f"Thread {row['id']}: {row['undelivered']}", multiline=False, err=True)
@@ -205,7 +216,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         text = render_thread(thread, messages, quotes=quotes, author=app.config.author.name,
                              notes=notes, attachments=attachments)
         if sys.stdout.isatty() and not no_pager:
-            click.echo_via_pager(text)
+            page(text)
         else:
             click.echo(text)
     if (mark_read or not (as_json or keep_unread)) and thread.unread:
@@ -216,6 +227,7 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
 def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
                   author: str, notes: Sequence[str] = (),
                   attachments: Mapping[int, list[dict[str, Any]]] | None = None) -> str:
+    from ..localtime import absolute
     from .annotations import attachment_lines
 
     # Every piece from mail is neutralised (styled(..., multiline=False) for one-line fields)
@@ -234,7 +246,7 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
         who = "You" if message.direction == "out" else (
             f"{message.from_name} <{message.from_address}>" if message.from_name
             else message.from_address or "(unknown sender)")
-        when = (message.date or "").replace("T", " ").replace("Z", " UTC")
+        when = absolute(message.date)
         label = KIND_LABELS.get(message.kind)
         heading = f"── {who} · {when}"
         if label:
@@ -245,17 +257,21 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
             lines.append(styled(f"   ({message.kind_reasons[0]})", multiline=False,
                                 dim=True))
         lines.append(styled((message.visible_text or "").rstrip() or "(no text)"))
-        quoted = (message.quoted_text or "").rstrip()
-        if quoted:
-            if quotes:
-                lines.append(styled(quoted, dim=True))
-            else:
-                count = quoted.count("\n") + 1
-                lines.append(click.style(f"[… {count} quoted line{'s' if count != 1 else ''} "
-                                         "hidden: --quotes shows them]", dim=True))
-        signature = (message.signature or "").rstrip()
+        # The signature belongs to the words above it; the quoted history comes after both,
+        # folded to one line, or (--quotes) as a block set apart by a blank line and a label.
+        signature = (message.signature or "").strip("\n").rstrip()
         if signature:
             lines.append(styled(signature, dim=True))
+        quoted = (message.quoted_text or "").strip("\n").rstrip()
+        if quoted:
+            count = quoted.count("\n") + 1
+            if quotes:
+                lines += ["", click.style(f"[{count} quoted line{'s' if count != 1 else ''}:]",
+                                          dim=True),
+                          styled(quoted, dim=True)]
+            else:
+                lines.append(click.style(f"[… {count} quoted line{'s' if count != 1 else ''} "
+                                         "hidden: --quotes shows them]", dim=True))
         lines.extend(attachment_lines((attachments or {}).get(message.id, [])))
     return "\n".join(lines)
 
@@ -301,32 +317,65 @@ def unarchive(app: App, thread_ids: tuple[int, ...]) -> None:
 
 
 @click.command()
-@click.argument("query")
+@click.argument("words", metavar="QUERY...", nargs=-1, required=True)
+@click.option("--post", metavar="SLUG", help="Only messages about this post (as post:SLUG)")
+@click.option("--fts", "raw_fts", is_flag=True,
+              help="QUERY is SQLite FTS5 syntax (AND, OR, NEAR, column:word), passed as is")
 @click.option("-n", "--limit", type=click.IntRange(1), default=50, show_default=True)
 @output_options
 @click.pass_obj
-def search(app: App, query: str, limit: int, as_json: bool, as_nl: bool, as_csv: bool) -> None:
-    """Full-text search over visible text, subject and correspondent (SQLite FTS5 syntax).
+def search(app: App, words: tuple[str, ...], post: str | None, raw_fts: bool, limit: int,
+           as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """Full-text search over visible text, subject and correspondent, newest first.
+
+    Type words as they come: every word must match (bob@example.org, don't and other
+    punctuation are fine); "two words" for a phrase; word* for a prefix. Filters:
+    from:ADDRESS-OR-NAME, post:SLUG, after:YYYY-MM-DD, before:YYYY-MM-DD,
+    state:needs-reply|answered|archived, kind:reply|auto-reply|bounce. Filters alone are
+    fine too.
 
     \b
     Examples:
         mailthreads search typewriter
-        mailthreads search 'subject:blog AND "first draft"'
+        mailthreads search "don't panic" from:bob@example.org after:2026-01-01
+        mailthreads search '"first draft"' --post why-i-blog
+        mailthreads search --fts 'subject:blog AND (draft OR ribbon)'
     """
     import sqlite3
 
     from ..db import store
+    from ..search_query import QueryError, parse
 
+    text = " ".join(words)
     try:
-        rows = store.search_messages(app.reader(), query, limit)
+        query = parse(text, raw_fts=raw_fts)
+    except QueryError as error:
+        raise click.ClickException(f"bad search filter {error}") from None
+    if post:
+        query.post = post
+    if query.empty:
+        raise click.ClickException(f"nothing to search for in {text!r}: give a word or a "
+                                   "filter (from:, post:, after:, before:, state:, kind:)")
+    try:
+        rows = store.find_messages(app.reader(), match=query.match, from_=query.from_,
+                                   post=query.post, after=query.after, before=query.before,
+                                   state=query.state, kind=query.kind, limit=limit)
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode != sqlite3.SQLITE_ERROR:
             raise  # a lock, a damaged file: the top-level handler explains those
-        raise click.ClickException(f"bad search query {query!r}: {error}") from None
+        hint = "" if raw_fts else " (this is a bug: please report the query)"
+        raise click.ClickException(f"bad search query {text!r}: {error}{hint}") from None
+    fmt = chosen_format(as_json, as_nl, as_csv)
     for row in rows:
         row["from"] = row.pop("from_name") or row["from_address"]
-    emit(rows, chosen_format(as_json, as_nl, as_csv),
-         ["thread", "post", "from", "date", "snippet"], empty="No matches.")
+    if fmt == "table":
+        from ..localtime import relative
+
+        for row in rows:
+            row["date"] = relative(row["date"])
+    emit(rows, fmt, ["thread", "post", "from", "date", "snippet"], empty="No matches.",
+         shrink=[("snippet", 30), ("from", 12), ("post", 10), ("snippet", 12)],
+         highlight=["snippet"], headers={"thread": "id"})
 
 
 @click.command()
