@@ -34,6 +34,7 @@ from datetime import date
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exceptions
 
+from ... import db
 from ...config import Config, ImapAccount
 from ...db import store
 from ...ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
@@ -318,11 +319,16 @@ class FolderSync:
     def _fetch_and_file(self, batch: list[int], sizes: dict[int, int], origin_prefix: str,
                         role: str, report: FolderReport,
                         on_message: Progress | None) -> list[int]:
-        """Fetch and file one batch (not committed); the UIDs filed, for ``after``."""
+        """Fetch and file one batch; the UIDs filed, for ``after``. Returns inside the
+        batch's write transaction, which the caller commits with the checkpoint."""
         taken: list[int] = []
         fetched = list(self._fetch(batch, sizes))
         present = [raw for _, raw in fetched if isinstance(raw, bytes)]
         analyses = iter(self.analyser.analyse(present))
+        # Fetched and analysed first, outside of it: the write lock is held for filing only.
+        # Every plan below is made under it, so no other writer (serve's filer, an ingest) can
+        # change what a plan read before the message is filed by it.
+        db.begin(self.conn, immediate=True)
         for uid, raw in fetched:
             if raw is None:
                 report.gone += 1

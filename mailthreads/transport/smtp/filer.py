@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ... import db
 from ...config import Config
 from ...db import store
 from ...ingest import Context, Envelope, Outcome, Pipeline
@@ -102,7 +103,7 @@ class Filer:
                     break
                 if not self.conn.in_transaction:
                     self._let_listener_go_first()
-                    self.conn.execute("BEGIN IMMEDIATE")
+                    db.begin(self.conn, immediate=True)
                     started = time.monotonic()
                 # Under the write lock: a filer still finishing after its listener died may
                 # have filed it (or a new one, after a restart). File each delivery once.
@@ -157,18 +158,15 @@ class Filer:
         """A message that breaks filing itself (a bug) is quarantined, not retried forever."""
         log.exception("filing failed %s", fields(delivery=job.delivery.id))
         reason = "filing failed (a mailthreads bug): see the serve log"
-        self.conn.execute("BEGIN IMMEDIATE")
-        if store.delivery_status(self.conn, job.delivery.id) != "pending":
-            self.conn.rollback()
-            return
-        store.add_quarantine(self.conn, job.delivery.raw_sha256, job.delivery.id, reason,
-                             job.delivery.source, None, None)
-        store.finish_delivery(self.conn, job.delivery.id, "quarantined", None)
-        self.conn.commit()
+        with db.transaction(self.conn, immediate=True):
+            if store.delivery_status(self.conn, job.delivery.id) != "pending":
+                return
+            store.add_quarantine(self.conn, job.delivery.raw_sha256, job.delivery.id, reason,
+                                 job.delivery.source, None, None)
+            store.finish_delivery(self.conn, job.delivery.id, "quarantined", None)
 
     def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.rollback()
+        db.rollback_quietly(self.conn)
 
 
 def _angle(address: str | None) -> str | None:
@@ -251,11 +249,9 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     configure(verbosity)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from ...db import open_database
-
     # synchronous=NORMAL: a filing lost to a power cut leaves its delivery pending, and it is
     # simply filed again; the listener's own commits stay FULL.
-    database = open_database(database_path, durable=False)
+    database = db.open_database(database_path, durable=False)
     filer = Filer(database.conn, config, turn, should_stop=control.should_stop)
     while True:
         try:
