@@ -52,7 +52,8 @@ seconds = time.perf_counter() - start
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024,
-                  "outcome": result if isinstance(result, str) else "analysed"}))
+                  "outcome": getattr(result, "reason", result) if not hasattr(result, "kind")
+                  else "analysed"}))
 """
 
 

@@ -26,7 +26,7 @@ from smtp_support import REPO, Serve, query, wait_for, write_config
 
 from mailthreads.config import Config, Limits
 from mailthreads.db import open_database
-from mailthreads.ingest import analyze_or_reason
+from mailthreads.ingest import Unparsed, analyze_or_reason
 from mailthreads.mail.analysis import Analysis, analyze
 from mailthreads.mail.parse import Unparseable, parse
 
@@ -89,7 +89,7 @@ def test_html_nested_past_the_cap_is_quarantined_not_converted():
     deep = "<blockquote>quoted " * 60 + "hi" + "</blockquote>" * 60
     raw = (_HEADER + b"Content-Type: text/html; charset=utf-8\r\n\r\n" + deep.encode())
     assert analyze_or_reason(raw, _config(max_html_depth=50), None) == \
-        "HTML blockquotes and lists nested over 50 deep"
+        Unparsed("HTML blockquotes and lists nested over 50 deep")
     # Lists count too; closed tags give their depth back.
     lists = ("<ul><li>a" * 40 + "</ul>" * 40) * 3
     analysis = analyze(_HEADER + b"Content-Type: text/html\r\n\r\n" + lists.encode(),
@@ -113,7 +113,7 @@ def test_a_message_over_the_time_budget_is_given_up_and_the_next_one_is_analysed
     slow = nested_html(6_000_000)
     with Analyser(config) as analyser:
         results = list(analyser.analyse_all([("slow", slow, None), ("normal", message(), None)]))
-    assert results[0] == ("slow", "analysis took over 1 s ([limits] max_parse_seconds)")
+    assert results[0] == ("slow", Unparsed("analysis took over 1 s ([limits] max_parse_seconds)"))
     assert results[1][0] == "normal" and isinstance(results[1][1], Analysis)
 
 
@@ -125,7 +125,7 @@ def test_a_message_over_the_memory_budget_is_given_up_and_the_next_one_is_analys
     with Analyser(config) as analyser:
         greedy = analyser.analyse(quote_lines(3_000_000))
         normal = analyser.analyse(message())
-    assert greedy == "analysis needed over 48 MiB of memory ([limits] max_parse_memory)"
+    assert greedy == Unparsed("analysis needed over 48 MiB of memory ([limits] max_parse_memory)")
     assert isinstance(normal, Analysis) and normal.visible_text == "I enjoyed this post."
 
 

@@ -152,7 +152,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, deleted_before, plan, sha256_of
+    from ..ingest import Context, Envelope, Unparsed, deleted_before, plan, sha256_of
     from ..ingest.budget import Analyser
     from ..ingest.sources import without_leading_blank_lines
 
@@ -165,9 +165,9 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     reader = app.reader()
     with Analyser(config) as analyser:
         analysis = analyser.analyse(raw)
-    if isinstance(analysis, str):
+    if isinstance(analysis, Unparsed):
         result = {"status": "quarantined", "kind": None, "post": None, "thread": None,
-                  "reasons": [analysis], "visible_text": None, "quoted_text": None,
+                  "reasons": [analysis.reason], "visible_text": None, "quoted_text": None,
                   "signature": None, "message_id": None, "parent_message_id": None}
     else:
         context = Context("file", Envelope(rcpt_to=rcpt_to), post_hint)

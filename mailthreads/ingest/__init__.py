@@ -14,20 +14,20 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..config import SLUG_PATTERN, Config
 from ..db import store
-from ..mail.analysis import Analysis, analyze
+from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
-from ..mail.parse import Unparseable
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
+from .analysed import Analysed, Unparsed, analyze_or_reason
+from .budget import Analyser
 
-if TYPE_CHECKING:
-    from .budget import Analyser
+__all__ = ["Analysed", "Unparsed", "analyze_or_reason"]  # the pipeline's kit, with the rest
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -466,11 +466,9 @@ class Pipeline:
             self.conn.commit()
         return delivery_id, sha256
 
-    def analyze(self, raw: bytes, context: Context) -> Analysis | str:
+    def analyze(self, raw: bytes, context: Context) -> Analysed:
         """The analysis, under the time and memory budget of ``[limits]`` (see ``budget``)."""
         if self._analyser is None:
-            from .budget import Analyser  # it imports this module
-
             self._analyser = Analyser(self.config)
         return self._analyser.analyse(raw, context.envelope.mail_from)
 
@@ -493,18 +491,18 @@ class Pipeline:
             self.conn.commit()
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
-                analysis: Analysis | str, *, origin: str | None = None,
+                analysis: Analysed, *, origin: str | None = None,
                 decided: Plan | None = None) -> Outcome:
         """File one received message. ``analysis`` is the reason text when parsing failed;
         ``decided`` a plan the caller already made for it in this transaction."""
         deleted = self._deleted_before(delivery_id, sha256, analysis, origin)
         if deleted is not None:
             return deleted
-        if isinstance(analysis, str):
-            store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
-                                 None, None)
+        if isinstance(analysis, Unparsed):
+            store.add_quarantine(self.conn, sha256, delivery_id, analysis.reason,
+                                 context.source, None, None)
             store.finish_delivery(self.conn, delivery_id, "quarantined", None)
-            return Outcome("quarantined", reasons=(analysis,), origin=origin)
+            return Outcome("quarantined", reasons=(analysis.reason,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
         if decided.status == "store":
@@ -528,7 +526,7 @@ class Pipeline:
             origin=origin,
         )
 
-    def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysis | str,
+    def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysed,
                         origin: str | None) -> Outcome | None:
         """A message the author deleted (a tombstone matches its bytes or its identity) is
         dropped again, raw bytes and delivery too: a rescan or a resent copy never brings
@@ -537,30 +535,17 @@ class Pipeline:
         if reason is None:
             return None
         store.drop_delivery(self.conn, delivery_id, sha256)
-        return Outcome("deleted", message_id=None if isinstance(analysis, str)
+        return Outcome("deleted", message_id=None if isinstance(analysis, Unparsed)
                        else analysis.message_id, reasons=(reason,), origin=origin)
 
 
-def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysis | str) -> str | None:
+def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysed) -> str | None:
     """Why a message is not filed again when the author deleted it before; None otherwise."""
-    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    identity = None if isinstance(analysis, Unparsed) else analysis.identity_sha256
     tombstone = store.tombstone_for(conn, sha256, identity)
     if tombstone is None:
         return None
     return f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: not filed again"
-
-
-def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:
-    try:
-        return analyze(raw, config.limits, envelope_sender)
-    except Unparseable as error:
-        return str(error)
-    except RecursionError:
-        return "message structure too deeply nested to analyse"
-    except MemoryError:
-        raise  # over the memory budget: budget.Analyser reports it
-    except Exception as error:  # a parser bug must not lose the message: quarantine it
-        return f"could not analyse the message: {type(error).__name__}: {error}"
 
 
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..config import Config
-from ..mail.analysis import Analysis
-from . import Context, Envelope, Outcome, Pipeline, sha256_of
+from . import Analysed, Context, Envelope, Outcome, Pipeline, sha256_of
 from .budget import Analyser
 
 COMMIT_EVERY = 500
@@ -25,7 +24,7 @@ COMMIT_BYTES = 64 * 1024 * 1024
 POOL_THRESHOLD = 64
 
 Job = tuple[str, bytes]
-Result = tuple[str, bytes, str, "Analysis | str"]
+Result = tuple[str, bytes, str, Analysed]
 
 
 @dataclass

@@ -7,7 +7,7 @@ import sqlite3
 
 from ..config import Config
 from ..db import store
-from . import Envelope, Outcome, Pipeline, analyze_or_reason
+from . import Envelope, Outcome, Pipeline, Unparsed, analyze_or_reason
 
 DELETE_REASON = "quarantine delete"
 
@@ -30,7 +30,7 @@ def delete(conn: sqlite3.Connection, config: Config, entry_id: int) -> None:
     # The identity catches copies whose bytes differ (other Received lines); a message that
     # does not parse has none, and its raw SHA-256 alone must do.
     analysis = analyze_or_reason(entry["raw"], config, entry["envelope_from"])
-    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    identity = None if isinstance(analysis, Unparsed) else analysis.identity_sha256
     store.delete_quarantine(conn, entry_id)
     store.add_tombstone(conn, DELETE_REASON, raw_sha256=entry["raw_sha256"],
                         identity_sha256=identity)

@@ -37,7 +37,17 @@ from imapclient import exceptions as imap_exceptions
 from ... import db
 from ...config import Config, ImapAccount
 from ...db import store
-from ...ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
+from ...ingest import (
+    Analysed,
+    Context,
+    Envelope,
+    Outcome,
+    Pipeline,
+    Plan,
+    Unparsed,
+    analyze_or_reason,
+    plan,
+)
 from ...mail.analysis import Analysis
 from ...mail.routing import parse_reply_address
 from .analyse import Analyser
@@ -397,11 +407,11 @@ class FolderSync:
 
     # Filing -----------------------------------------------------------------------------
 
-    def _file(self, raw: bytes, analysis: Analysis | str, origin: str,
+    def _file(self, raw: bytes, analysis: Analysed, origin: str,
               role: str) -> Outcome | None:
         """File one message in the pipeline, or return None when it is not for mailthreads."""
         decided = None
-        if isinstance(analysis, str):
+        if isinstance(analysis, Unparsed):
             if not self._for_us(raw, analysis, role):
                 return None
         else:
@@ -414,8 +424,8 @@ class FolderSync:
         return self.pipeline.process(delivery_id, sha256, raw, _CONTEXT, analysis,
                                      origin=origin, decided=decided)
 
-    def _for_us(self, raw: bytes, analysis: Analysis | str, role: str) -> bool:
-        if isinstance(analysis, str):
+    def _for_us(self, raw: bytes, analysis: Analysed, role: str) -> bool:
+        if isinstance(analysis, Unparsed):
             # The parser gave up (or the message is over the size limit): route it by its
             # header alone, and keep it (quarantined, with the reason) when that says it is
             # for mailthreads.
@@ -435,7 +445,7 @@ class FolderSync:
         match = _HEADER_END.search(raw, 0, self.config.limits.max_header_size + 4)
         header = raw[:match.start()] if match else raw[:self.config.limits.max_header_size]
         analysis = analyze_or_reason(header + b"\r\n\r\n", self.config, None)
-        if not isinstance(analysis, str):
+        if not isinstance(analysis, Unparsed):
             return self._for_us(header, analysis, "inbox")
         # Not even the header parses: look for a reply address or a stored message's id.
         for address in _ADDRESS.findall(header):

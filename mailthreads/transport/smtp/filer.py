@@ -32,8 +32,7 @@ from pathlib import Path
 from ... import db
 from ...config import Config
 from ...db import store
-from ...ingest import Context, Envelope, Outcome, Pipeline
-from ...mail.analysis import Analysis
+from ...ingest import Analysed, Context, Envelope, Outcome, Pipeline
 from .commit import WriteTurn
 from .log import LOGGER, configure, fields
 
@@ -59,7 +58,7 @@ class _Job:
     delivery: store.PendingDelivery
     raw: bytes
     context: Context
-    analysis: Analysis | str
+    analysis: Analysed
 
 
 class Filer:
