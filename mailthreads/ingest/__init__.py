@@ -55,12 +55,13 @@ class Outcome:
         return result
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """Where a message goes. ``None`` ids are created when the plan is applied."""
+    """Where a message goes: the routing decision, made once and not changed after. ``None``
+    ids (a new post, correspondent or thread) are created when the plan is carried out."""
 
     status: str  # store, duplicate, quarantine, ignore
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
     direction: str = "in"
     post_slug: str | None = None
     post_id: int | None = None
@@ -81,6 +82,29 @@ class Plan:
                 "ignore": "ignored"}[self.status]
 
 
+@dataclass
+class _Draft:
+    """A plan while ``plan`` works it out, step by step; ``Plan`` once it is decided."""
+
+    status: str
+    reasons: list[str] = field(default_factory=list)
+    direction: str = "in"
+    post_slug: str | None = None
+    post_id: int | None = None
+    create_post: bool = False
+    correspondent_id: int | None = None
+    correspondent_name: str = ""
+    correspondent_address: str | None = None
+    possibly_same_as: int | None = None
+    thread_id: int | None = None
+    wants_thread: bool = False
+    parent: str | None = None
+    message_id_reused: bool = False
+
+    def decided(self) -> Plan:
+        return Plan(**{**vars(self), "reasons": tuple(self.reasons)})
+
+
 @dataclass(frozen=True)
 class Context:
     source: str
@@ -99,11 +123,11 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
     duplicate = store.message_by_identity(conn, analysis.identity_sha256)
     if duplicate:
         post = store.post_by_id(conn, duplicate["post_id"]) if duplicate["post_id"] else None
-        return Plan("duplicate", [f"already stored as message {duplicate['id']}"],
+        return Plan("duplicate", (f"already stored as message {duplicate['id']}",),
                     direction=direction, post_slug=post["slug"] if post else None,
                     thread_id=duplicate["thread_id"])
 
-    result = Plan("store", direction=direction, parent=analysis.parent)
+    result = _Draft("store", direction=direction, parent=analysis.parent)
     if direction == "out":
         result.reasons.append(f"from the author's address {analysis.from_address}")
     if analysis.kind != "reply":
@@ -115,10 +139,10 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
     related = store.first_known_message(conn, _related_ids(analysis))
 
     if not _choose_post(conn, config, analysis, context, route, related, result, unrouted):
-        return result
+        return result.decided()
     _choose_thread(conn, config, analysis, route, related, result)
     if result.status != "store":
-        return result
+        return result.decided()
 
     if result.parent and store.is_ancestor(conn, analysis.message_id, result.parent):
         result.reasons.append(f"parent <{result.parent}> would close a loop: left out")
@@ -127,7 +151,7 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
         result.message_id_reused = True
         result.reasons.append(f"Message-ID <{analysis.message_id}> was already used by a "
                               "different message: kept both, flagged")
-    return result
+    return result.decided()
 
 
 def _recipient_groups(analysis: Analysis, envelope: Envelope) -> list[tuple[str, Iterable[str]]]:
@@ -148,7 +172,7 @@ def _related_ids(analysis: Analysis) -> list[str]:
 
 
 def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: Context,
-                 route: AddressRoute | None, related: dict[str, Any] | None, result: Plan,
+                 route: AddressRoute | None, related: dict[str, Any] | None, result: _Draft,
                  unrouted: Unrouted) -> bool:
     machine_about_known = analysis.kind in MACHINE_KINDS and related is not None
     if route and not machine_about_known:
@@ -198,7 +222,7 @@ def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, c
 
 def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
                    route: AddressRoute | None, related: dict[str, Any] | None,
-                   result: Plan) -> None:
+                   result: _Draft) -> None:
     # The correspondent whose thread this message says it belongs to (by a signed address, or
     # by answering the author's message there) although its sender is not one of theirs.
     claimed: int | None = None
@@ -425,7 +449,7 @@ def _thread_for_merged_token(conn: sqlite3.Connection, config: Config, post_id: 
     return None
 
 
-def _quarantine(result: Plan, reason: str) -> bool:
+def _quarantine(result: _Draft, reason: str) -> bool:
     result.status = "quarantine"
     result.reasons.append(reason)
     return False
@@ -505,8 +529,9 @@ class Pipeline:
             return Outcome("quarantined", reasons=(analysis.reason,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        thread_id = decided.thread_id
         if decided.status == "store":
-            decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
+            thread_id = _write(self.conn, analysis, decided, context, sha256)
             index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)
@@ -518,7 +543,7 @@ class Pipeline:
         return Outcome(
             status=decided.outcome_status,
             message_id=analysis.message_id,
-            thread=decided.thread_id,
+            thread=thread_id,
             post=decided.post_slug,
             kind=analysis.kind,
             direction=decided.direction,
@@ -550,17 +575,20 @@ def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysed) ->
 
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
            sha256: str) -> int | None:
+    """Carry out ``decided``: make the post, correspondent and thread it asks for, then store
+    the message. Returns its thread's id."""
+    post_id, correspondent_id, thread_id = (decided.post_id, decided.correspondent_id,
+                                            decided.thread_id)
     if decided.create_post:
-        decided.post_id = store.create_post(conn, decided.post_slug or "")
-    if decided.correspondent_id is None and decided.correspondent_address:
-        decided.correspondent_id = store.correspondent_for(
+        post_id = store.create_post(conn, decided.post_slug or "")
+    if correspondent_id is None and decided.correspondent_address:
+        correspondent_id = store.correspondent_for(
             conn, decided.correspondent_name, decided.correspondent_address)
-    if decided.thread_id is None and decided.wants_thread and decided.post_id is not None \
-            and decided.correspondent_id is not None:
-        decided.thread_id = store.thread_for(conn, decided.post_id, decided.correspondent_id,
-                                             analysis.subject)
+    if thread_id is None and decided.wants_thread and post_id is not None \
+            and correspondent_id is not None:
+        thread_id = store.thread_for(conn, post_id, correspondent_id, analysis.subject)
         if decided.possibly_same_as is not None:
-            store.mark_possibly_same(conn, decided.thread_id, decided.possibly_same_as)
+            store.mark_possibly_same(conn, thread_id, decided.possibly_same_as)
     received_at = now()
     date = analysis.date or received_at
     # The author's own messages and machine mail need no reading.
@@ -569,8 +597,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         message_id=analysis.message_id,
         synthetic_message_id=analysis.synthetic_message_id,
         message_id_reused=decided.message_id_reused,
-        thread_id=decided.thread_id,
-        post_id=decided.post_id,
+        thread_id=thread_id,
+        post_id=post_id,
         parent_message_id=decided.parent,
         direction=decided.direction,
         kind=analysis.kind,
@@ -597,8 +625,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
                              attachment.content, sha256_of(attachment.content))
     store.record_ancestry(conn, analysis.message_id, analysis.chain)
-    if decided.thread_id is not None:
-        store.file_in_thread(conn, decided.thread_id, kind=analysis.kind,
+    if thread_id is not None:
+        store.file_in_thread(conn, thread_id, kind=analysis.kind,
                              direction=decided.direction, is_read=is_read, date=date,
                              received_at=received_at)
-    return decided.thread_id
+    return thread_id
