@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -24,10 +24,9 @@ from ..mail.compose import bare_subject
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
-from .analysed import Analysed, Unparsed, analyze_or_reason
+from .analysed import Analysed, Unparsed
+from .analysed import analyze_or_reason as analyze_or_reason  # for transports and tools
 from .budget import Analyser
-
-__all__ = ["Analysed", "Unparsed", "analyze_or_reason"]  # the pipeline's kit, with the rest
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -495,24 +494,6 @@ class Pipeline:
         if self._analyser is None:
             self._analyser = Analyser(self.config)
         return self._analyser.analyse(raw, context.envelope.mail_from)
-
-    def process_pending(self, batch: int = 200) -> Iterator[Outcome]:
-        """Finish deliveries that were received but not processed (e.g. before a crash)."""
-        while True:
-            pending = store.pending_deliveries(self.conn, batch)
-            if not pending:
-                return
-            analysed = []  # all of the batch, before its write transaction starts
-            for delivery in pending:
-                raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
-                context = Context(delivery.source,
-                                  Envelope(delivery.envelope_from, delivery.envelope_to),
-                                  delivery.post_hint)
-                analysed.append((delivery, raw, context, self.analyze(raw, context)))
-            for delivery, raw, context, analysis in analysed:
-                yield self.process(delivery.id, delivery.raw_sha256, raw, context, analysis,
-                                   origin=delivery.origin)
-            self.conn.commit()
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
                 analysis: Analysed, *, origin: str | None = None,
