@@ -224,8 +224,13 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, *, immediate: bool = False) -> Iterator[None]:
-    """One transaction around the block: committed when it ends, rolled back if it raises."""
-    begin(conn, immediate=immediate)
+    """One transaction around the block: committed when it ends, rolled back if it raises.
+
+    A caller's transaction still open (it wrote, so it holds the write lock already) is joined:
+    the block's work commits, or rolls back, with it.
+    """
+    if not conn.in_transaction:
+        begin(conn, immediate=immediate)
     try:
         yield
     except BaseException:

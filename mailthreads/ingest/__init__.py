@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Literal
 
+from .. import db
 from ..config import SLUG_PATTERN, Config
 from ..db import store
 from ..mail.analysis import Analysis
@@ -81,27 +82,19 @@ class Plan:
                 "ignore": "ignored"}[self.status]
 
 
-@dataclass
 class _Draft:
-    """A plan while ``plan`` works it out, step by step; ``Plan`` once it is decided."""
+    """A plan while ``plan`` works it out, step by step (``Plan``'s fields, with a list of
+    reasons to add to); ``decided()`` is the plan once it is made."""
 
-    status: str
-    reasons: list[str] = field(default_factory=list)
-    direction: str = "in"
-    post_slug: str | None = None
-    post_id: int | None = None
-    create_post: bool = False
-    correspondent_id: int | None = None
-    correspondent_name: str = ""
-    correspondent_address: str | None = None
-    possibly_same_as: int | None = None
-    thread_id: int | None = None
-    wants_thread: bool = False
-    parent: str | None = None
-    message_id_reused: bool = False
+    def __init__(self, status: str, **values: Any):
+        self.__dict__.update({name: value.default for name, value in _PLAN_FIELDS.items()},
+                             status=status, reasons=[], **values)
 
     def decided(self) -> Plan:
         return Plan(**{**vars(self), "reasons": tuple(self.reasons)})
+
+
+_PLAN_FIELDS = {f.name: f for f in fields(Plan) if f.default is not MISSING}
 
 
 @dataclass(frozen=True)
@@ -466,15 +459,15 @@ class Pipeline:
 
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
-        """Receive and process one message, committing once at the end."""
+        """Receive and process one message in one transaction (``quarantine release``, a
+        sent answer): nothing to make durable before filing, the caller waits for both."""
         context = Context(source, envelope or Envelope(), post_hint)
         # Before the write transaction: an analysis may take up to its budget.
         analysis = self.analyze(raw, context)
-        delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
-                                           post_hint=post_hint, commit=False)
-        outcome = self.process(delivery_id, sha256, raw, context, analysis)
-        self.conn.commit()
-        return outcome
+        with db.transaction(self.conn, immediate=True):
+            delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
+                                               post_hint=post_hint, commit=False)
+            return self.process(delivery_id, sha256, raw, context, analysis)
 
     def receive(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                 origin: str | None = None, post_hint: str | None = None,

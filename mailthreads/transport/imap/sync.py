@@ -250,12 +250,18 @@ class FolderSync:
                 return report
             if self.before_fetch:
                 self.before_fetch(batch)
-            taken = self._fetch_and_file(batch, sizes, origin_prefix, folder.role, report,
-                                         on_message)
+            fetched = list(self._fetch(batch, sizes))
+            analyses = self.analyser.analyse([raw for _, raw in fetched
+                                              if isinstance(raw, bytes)])
             newest = max(newest, batch[-1])
-            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
-                                       newest, kept_settings)
-            self.conn.commit()
+            # Fetched and analysed first, outside of the write transaction: the lock is held
+            # for filing only. Every plan is made under it, so no other writer (serve's filer,
+            # an ingest) can change what a plan read before the message is filed by it.
+            with db.transaction(self.conn, immediate=True):
+                taken = self._file_batch(fetched, iter(analyses), origin_prefix, folder.role,
+                                         report, on_message)
+                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
+                                           uidvalidity, newest, kept_settings)
             saved = (uidvalidity, newest, kept_settings)
             # Mail that was in the folder at the last poll is never flagged or moved: a
             # rescan must not surprise a mailbox the author has kept as it is since.
@@ -263,9 +269,9 @@ class FolderSync:
             if acts and taken:
                 report.handled_on_server += self._after(taken)
         if saved != (uidvalidity, newest, settings):
-            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
-                                       newest, settings)
-            self.conn.commit()
+            with db.transaction(self.conn, immediate=True):
+                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
+                                           uidvalidity, newest, settings)
         return report
 
     def _select(self, folder: FolderPlan, acts: bool) -> tuple[int, int | None]:
@@ -326,19 +332,12 @@ class FolderSync:
         report.filed_before = len(found & filed)
         return sorted(found - filed)
 
-    def _fetch_and_file(self, batch: list[int], sizes: dict[int, int], origin_prefix: str,
-                        role: str, report: FolderReport,
-                        on_message: Progress | None) -> list[int]:
-        """Fetch and file one batch; the UIDs filed, for ``after``. Returns inside the
-        batch's write transaction, which the caller commits with the checkpoint."""
+    def _file_batch(self, fetched: list[tuple[int, bytes | _HeaderOnly | None]],
+                    analyses: Iterator[Analysed], origin_prefix: str, role: str,
+                    report: FolderReport, on_message: Progress | None) -> list[int]:
+        """File one fetched batch (in the caller's write transaction); the UIDs filed, for
+        ``after``."""
         taken: list[int] = []
-        fetched = list(self._fetch(batch, sizes))
-        present = [raw for _, raw in fetched if isinstance(raw, bytes)]
-        analyses = iter(self.analyser.analyse(present))
-        # Fetched and analysed first, outside of it: the write lock is held for filing only.
-        # Every plan below is made under it, so no other writer (serve's filer, an ingest) can
-        # change what a plan read before the message is filed by it.
-        db.begin(self.conn, immediate=True)
         for uid, raw in fetched:
             if raw is None:
                 report.gone += 1
@@ -415,8 +414,8 @@ class FolderSync:
             if not self._for_us(raw, analysis, role):
                 return None
         else:
-            # The plan that says the message is for us is the one it is filed by: receiving
-            # the raw bytes first changes nothing that planning reads.
+            # The plan that says the message is for us is the one it is filed by: it is made
+            # under the batch's write lock, so nothing changes what it read in between.
             decided = self._plan_if_for_us(analysis, role)
             if decided is None:
                 return None
