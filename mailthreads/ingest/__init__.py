@@ -1,11 +1,17 @@
 """The one way in: every transport hands raw bytes to ``Pipeline``.
 
 1. ``receive`` commits the raw bytes and a delivery record first, so nothing that follows can
-   lose the message (the SMTP listener answers 250 right after it).
-2. ``process`` analyses the bytes (pure, see ``mail.analysis``), plans where the message goes
-   (``plan``: reads only, shared with ``explain``), and writes the plan in the same transaction
-   as the delivery's new status.
-A message that cannot be parsed or routed is quarantined with its raw bytes and the reason.
+   lose the message (the SMTP listener answers 250 right after it; the IMAP checkpoint commits
+   with it).
+2. The bytes are analysed (pure, see ``mail.analysis``), under a budget and outside any write
+   transaction (``budget``): an ``Analysis``, or ``Unparsed`` with the reason.
+3. ``process`` files it, under the write lock: tombstones first, then the ``Plan`` (``plan``:
+   reads only, shared with ``explain``; an immutable decision), carried out in the same
+   transaction as the delivery's new status.
+Who calls what: serve's filer process files pending deliveries with ``filer.Filer``; ``poll``
+and bulk ``ingest`` receive and process each analysed batch in one transaction; ``accept`` is
+receive and process in one (``quarantine release``, a sent answer). A message that cannot be
+parsed or routed is quarantined with its raw bytes and the reason.
 """
 
 from __future__ import annotations
