@@ -7,7 +7,7 @@ mailthreads analyses mail: through ``budget.Analyser`` (the cheap byte-level che
 analysis in a worker process under ``[limits] max_parse_seconds`` and ``max_parse_memory``).
 ``--tree`` points at another checkout (for example the code before the change, from
 ``git archive``); a tree without ``mailthreads/budget.py`` is measured with a plain
-``analyze_or_reason`` call, which is all it had. Figures: wall-clock seconds, and the peak
+``analyse_or_unparsed`` call, which is all it had. Figures: wall-clock seconds, and the peak
 resident memory of the child and its worker (ru_maxrss of each, the larger one).
 
 ``--smtp`` measures what a sender sees instead: a real ``mailthreads serve`` of the tree takes
@@ -43,8 +43,8 @@ start = time.perf_counter()
 try:
     from mailthreads.ingest.budget import Analyser
 except ImportError:
-    from mailthreads.ingest import analyze_or_reason
-    result = analyze_or_reason(raw, Config(), None)
+    from mailthreads.ingest import analyse_or_unparsed
+    result = analyse_or_unparsed(raw, Config(), None)
 else:
     with Analyser(Config()) as analyser:
         result = analyser.analyse(raw)
@@ -52,7 +52,8 @@ seconds = time.perf_counter() - start
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024,
-                  "outcome": result if isinstance(result, str) else "analysed"}))
+                  "outcome": getattr(result, "reason", result) if not hasattr(result, "kind")
+                  else "analysed"}))
 """
 
 

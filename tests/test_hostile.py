@@ -26,7 +26,7 @@ from smtp_support import REPO, Serve, query, wait_for, write_config
 
 from mailthreads.config import Config, Limits
 from mailthreads.db import open_database
-from mailthreads.ingest import analyze_or_reason
+from mailthreads.ingest import Unparsed, analyse_or_unparsed
 from mailthreads.mail.analysis import Analysis, analyse
 from mailthreads.mail.parse import Unparseable, parse
 
@@ -88,8 +88,8 @@ def test_a_content_type_of_semicolons_is_refused_before_its_parameters_are_split
 def test_html_nested_past_the_cap_is_quarantined_not_converted():
     deep = "<blockquote>quoted " * 60 + "hi" + "</blockquote>" * 60
     raw = (_HEADER + b"Content-Type: text/html; charset=utf-8\r\n\r\n" + deep.encode())
-    assert analyze_or_reason(raw, _config(max_html_depth=50), None) == \
-        "HTML blockquotes and lists nested over 50 deep"
+    assert analyse_or_unparsed(raw, _config(max_html_depth=50), None) == \
+        Unparsed("HTML blockquotes and lists nested over 50 deep")
     # Lists count too; closed tags give their depth back.
     lists = ("<ul><li>a" * 40 + "</ul>" * 40) * 3
     analysis = analyse(_HEADER + b"Content-Type: text/html\r\n\r\n" + lists.encode(),
@@ -113,7 +113,7 @@ def test_a_message_over_the_time_budget_is_given_up_and_the_next_one_is_analysed
     slow = nested_html(6_000_000)
     with Analyser(config) as analyser:
         results = list(analyser.analyse_all([("slow", slow, None), ("normal", message(), None)]))
-    assert results[0] == ("slow", "analysis took over 1 s ([limits] max_parse_seconds)")
+    assert results[0] == ("slow", Unparsed("analysis took over 1 s ([limits] max_parse_seconds)"))
     assert results[1][0] == "normal" and isinstance(results[1][1], Analysis)
 
 
@@ -125,7 +125,7 @@ def test_a_message_over_the_memory_budget_is_given_up_and_the_next_one_is_analys
     with Analyser(config) as analyser:
         greedy = analyser.analyse(quote_lines(3_000_000))
         normal = analyser.analyse(message())
-    assert greedy == "analysis needed over 48 MiB of memory ([limits] max_parse_memory)"
+    assert greedy == Unparsed("analysis needed over 48 MiB of memory ([limits] max_parse_memory)")
     assert isinstance(normal, Analysis) and normal.visible_text == "I enjoyed this post."
 
 
@@ -155,7 +155,7 @@ def _multipart(*parts: bytes) -> bytes:
 
 def test_mixed_rfc2231_continuations_are_filed_by_the_fallback_parser():
     # mail-parser and the standard library both raise TypeError on name* next to name*1.
-    analysis = analyze_or_reason(_multipart(_MIXED_2231), Config(), None)
+    analysis = analyse_or_unparsed(_multipart(_MIXED_2231), Config(), None)
     assert isinstance(analysis, Analysis), analysis
     assert analysis.visible_text == "My reply."
     assert [a.content for a in analysis.attachments] == [b"notes"]
@@ -165,7 +165,7 @@ def test_an_attached_message_with_8bit_headers_is_filed_by_the_fallback_parser()
     attached = (b"--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: a@example.com\r\n"
                 b"Subject: caf\xc3\xa9\r\nContent-Type: multipart/mixed; boundary=\"\xc3\xa9\"\r\n"
                 b"\r\n--\xc3\xa9\r\n\r\nold words\r\n--\xc3\xa9--\r\n")
-    analysis = analyze_or_reason(_multipart(_MIXED_2231, attached), Config(), None)
+    analysis = analyse_or_unparsed(_multipart(_MIXED_2231, attached), Config(), None)
     assert isinstance(analysis, Analysis), analysis
     assert analysis.visible_text == "My reply."
     assert any(b"old words" in a.content for a in analysis.attachments)
@@ -175,7 +175,7 @@ def test_lone_cr_line_ends_find_the_end_of_a_short_header():
     raw = (b"From: jane@example.com\rTo: reply+why-i-blog@blog.example\rSubject: Hi\r"
            b"Message-ID: <cr@example.com>\r\r" + b"A line of my reply.\r" * 20_000)
     assert len(raw) > Limits().max_header_size
-    analysis = analyze_or_reason(raw, Config(), None)
+    analysis = analyse_or_unparsed(raw, Config(), None)
     assert isinstance(analysis, Analysis), analysis
     assert analysis.message_id == "cr@example.com"
 

@@ -443,6 +443,48 @@ def test_message_deleted_by_another_client_during_the_poll(dovecot, tmp_path,  #
     database.conn.close()
 
 
+def test_plans_are_made_under_the_write_lock(dovecot, tmp_path, monkeypatch):  # noqa: F811
+    """Another writer (serve's filer, an ingest) cannot change what a plan reads before the
+    message is filed by it: in a soak test it created the plan's new post in between, and
+    filing it failed with ``UNIQUE constraint failed: posts.slug``."""
+    from mailthreads.config import load
+    from mailthreads.db import open_database, store
+    from mailthreads.transport.imap.connection import FolderPlan, connect
+    from mailthreads.transport.imap.sync import FolderSync
+
+    (tmp_path / "config.toml").write_text(BASE_CONFIG + dovecot.account_toml())
+    config = load(tmp_path / "config.toml")
+    dovecot.append_many([reply(1), reply(2, to="reply+other-post@blog.example")])
+    monkeypatch.setenv(dovecot.password_env, dovecot.password)
+    database = open_database(tmp_path / "mail.db")
+    other = sqlite3.connect(tmp_path / "mail.db", timeout=0, isolation_level=None)
+    other_could_write: list[bool] = []
+    post_by_slug = store.post_by_slug
+
+    def planning_reads_post(conn, slug):
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            assert "locked" in str(error)
+            other_could_write.append(False)
+        else:
+            other.execute("ROLLBACK")
+            other_could_write.append(True)
+        return post_by_slug(conn, slug)
+
+    monkeypatch.setattr(store, "post_by_slug", planning_reads_post)
+    client = connect(config.imap[0])
+    try:
+        report = FolderSync(client, database.conn, config, config.imap[0]).sync(
+            FolderPlan("INBOX", "inbox"))
+    finally:
+        client.logout()
+        other.close()
+    assert report.stored == 2
+    assert other_could_write and not any(other_could_write)
+    database.conn.close()
+
+
 # Live: --watch --------------------------------------------------------------------------------
 
 

@@ -295,15 +295,17 @@ def test_signed_address_routes_its_correspondent_and_keeps_a_new_address_apart(d
     assert "does not verify" in forged.reasons[-1]
 
 
-def test_received_but_unprocessed_delivery_is_finished_later(pipeline, db):
+def test_received_but_unprocessed_delivery_is_finished_later(pipeline, db, config):
+    from mailthreads.ingest.filer import Filer
+
     delivery_id, _ = pipeline.receive(message(), "smtp", Envelope("jane@example.com",
                                                                    ("reply+p@blog.example",)))
     assert db["messages"].count == 0
-    outcomes = list(pipeline.process_pending())
+    outcomes = Filer(db.conn, config).file_pending()
     assert [o.status for o in outcomes] == ["stored"]
     assert outcomes[0].post == "p"
     assert rows(db, "select status from deliveries")[0]["status"] == "stored"
-    assert list(pipeline.process_pending()) == []
+    assert Filer(db.conn, config).file_pending() == []
 
 
 def test_full_text_search_finds_visible_text_subject_and_correspondent(pipeline, db):

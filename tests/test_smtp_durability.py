@@ -182,7 +182,7 @@ def test_the_filer_stops_between_messages_when_asked_and_the_rest_waits(tmp_path
     from mailthreads.config import load
     from mailthreads.db import open_database
     from mailthreads.ingest import Envelope, Pipeline
-    from mailthreads.transport.smtp.filer import BATCH, Filer
+    from mailthreads.ingest.filer import BATCH, Filer
 
     config = load(write_config(tmp_path))
     database = open_database(tmp_path / "mail.db")

@@ -154,7 +154,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
         mailthreads explain reply.eml
         mailthreads explain - --json < reply.eml
     """
-    from ..ingest import Context, Envelope, deleted_before, plan, sha256_of
+    from ..ingest import Context, Envelope, Unparsed, deleted_before, plan, sha256_of
     from ..ingest.budget import Analyser
     from ..ingest.sources import SourceError, classify_path, without_leading_blank_lines
 
@@ -171,15 +171,16 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     reader = app.reader()
     with Analyser(config) as analyser:
         analysis = analyser.analyse(raw)
-    if isinstance(analysis, str):
+    if isinstance(analysis, Unparsed):
         result = {"status": "quarantined", "kind": None, "post": None, "thread": None,
-                  "reasons": [analysis], "visible_text": None, "quoted_text": None,
+                  "reasons": [analysis.reason], "visible_text": None, "quoted_text": None,
                   "signature": None, "message_id": None, "parent_message_id": None}
     else:
         context = Context("file", Envelope(rcpt_to=rcpt_to), post_hint)
         decided = plan(reader, config, analysis, context)
+        reasons = list(decided.reasons)
         if decided.status == "duplicate":  # still say what it is and where it went
-            decided.reasons += _kind_and_route(analysis, context, config)
+            reasons += _kind_and_route(analysis, context, config)
         result = {
             "status": decided.outcome_status,
             "new_thread": decided.status == "store" and decided.thread_id is None
@@ -192,7 +193,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "parent_message_id": decided.parent,
             "from": analysis.from_address,
             "subject": analysis.subject,
-            "reasons": decided.reasons,
+            "reasons": reasons,
             "visible_text": analysis.visible_text,
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
@@ -228,12 +229,12 @@ WOULD = {"stored": "would be stored", "quarantined": "would be quarantined",
 
 def _kind_and_route(analysis: Any, context: Any, config: Any) -> list[str]:
     """For a message already stored: its kind and reply address, in the words of a plan."""
-    from ..ingest import _recipient_groups
+    from ..ingest import recipient_groups
     from ..mail.routing import route_by_address
 
     reasons = (list(analysis.kind_reasons) if analysis.kind != "reply"
                else ["a human reply: no auto-reply or bounce signs"])
-    route = route_by_address(_recipient_groups(analysis, context.envelope), config.addresses)
+    route = route_by_address(recipient_groups(analysis, context.envelope), config.addresses)
     if route:
         reasons.append(f"{route.found_in} {route.reply_address.address} names post "
                        f"{route.reply_address.slug}")

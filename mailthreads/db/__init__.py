@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -202,3 +203,50 @@ def connect_read_only(path: Path | str) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+# Transactions ---------------------------------------------------------------------------------
+# Every write path of mailthreads starts its transactions here, so that a reader can see where
+# a write lock is taken (``immediate``) and for how long.
+
+
+def begin(conn: sqlite3.Connection, *, immediate: bool = False) -> None:
+    """Start a transaction; ``immediate`` takes SQLite's write lock now (waiting up to the busy
+    timeout), so that what is read in it cannot change before it commits."""
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back whatever is open; a connection in trouble says so at its next use instead."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.rollback()
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, *, immediate: bool = False) -> Iterator[None]:
+    """One transaction around the block: committed when it ends, rolled back if it raises.
+
+    A caller's transaction still open (it wrote, so it holds the write lock already) is joined:
+    the block's work commits, or rolls back, with it.
+    """
+    if not conn.in_transaction:
+        begin(conn, immediate=immediate)
+    try:
+        yield
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+    conn.commit()
+
+
+def is_locked(error: BaseException) -> bool:
+    """``error`` says that another connection holds a lock this one needs."""
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def wait_for_locks_myself(conn: sqlite3.Connection, *, wal_backstop_pages: int) -> None:
+    """For the SMTP listener's committer, which asks for the write lock in short steps of its
+    own (SQLite's busy handler sleeps up to 100 ms at a time): no busy wait, and a WAL
+    checkpoint on its commits only when the WAL grew past ``wal_backstop_pages`` anyway."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_backstop_pages)}")

@@ -1,33 +1,39 @@
 """The one way in: every transport hands raw bytes to ``Pipeline``.
 
 1. ``receive`` commits the raw bytes and a delivery record first, so nothing that follows can
-   lose the message (the SMTP listener answers 250 right after it).
-2. ``process`` analyses the bytes (pure, see ``mail.analysis``), plans where the message goes
-   (``plan``: reads only, shared with ``explain``), and writes the plan in the same transaction
-   as the delivery's new status.
-A message that cannot be parsed or routed is quarantined with its raw bytes and the reason.
+   lose the message (the SMTP listener answers 250 right after it; the IMAP checkpoint commits
+   with it).
+2. The bytes are analysed (pure, see ``mail.analysis``), under a budget and outside any write
+   transaction (``budget``): an ``Analysis``, or ``Unparsed`` with the reason.
+3. ``process`` files it, under the write lock: tombstones first, then the ``Plan`` (``plan``:
+   reads only, shared with ``explain``; an immutable decision), carried out in the same
+   transaction as the delivery's new status.
+Who calls what: serve's filer process files pending deliveries with ``filer.Filer``; ``poll``
+and bulk ``ingest`` receive and process each analysed batch in one transaction; ``accept`` is
+receive and process in one (``quarantine release``, a sent answer). A message that cannot be
+parsed or routed is quarantined with its raw bytes and the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Literal
 
+from .. import db
 from ..config import SLUG_PATTERN, Config
 from ..db import store
-from ..mail.analysis import Analysis, analyse
+from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
-from ..mail.parse import Unparseable
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
-
-if TYPE_CHECKING:
-    from .budget import Analyser
+from .analysed import Analysed, Unparsed
+from .analysed import analyse_or_unparsed as analyse_or_unparsed  # for transports and tools
+from .budget import Analyser
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -55,12 +61,13 @@ class Outcome:
         return result
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """Where a message goes. ``None`` ids are created when the plan is applied."""
+    """Where a message goes: the routing decision, made once and not changed after. ``None``
+    ids (a new post, correspondent or thread) are created when the plan is carried out."""
 
     status: str  # store, duplicate, quarantine, ignore
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
     direction: str = "in"
     post_slug: str | None = None
     post_id: int | None = None
@@ -81,6 +88,21 @@ class Plan:
                 "ignore": "ignored"}[self.status]
 
 
+class _Draft:
+    """A plan while ``plan`` works it out, step by step (``Plan``'s fields, with a list of
+    reasons to add to); ``decided()`` is the plan once it is made."""
+
+    def __init__(self, status: str, **values: Any):
+        self.__dict__.update({name: value.default for name, value in _PLAN_FIELDS.items()},
+                             status=status, reasons=[], **values)
+
+    def decided(self) -> Plan:
+        return Plan(**{**vars(self), "reasons": tuple(self.reasons)})
+
+
+_PLAN_FIELDS = {f.name: f for f in fields(Plan) if f.default is not MISSING}
+
+
 @dataclass(frozen=True)
 class Context:
     source: str
@@ -99,11 +121,11 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
     duplicate = store.message_by_identity(conn, analysis.identity_sha256)
     if duplicate:
         post = store.post_by_id(conn, duplicate["post_id"]) if duplicate["post_id"] else None
-        return Plan("duplicate", [f"already stored as message {duplicate['id']}"],
+        return Plan("duplicate", (f"already stored as message {duplicate['id']}",),
                     direction=direction, post_slug=post["slug"] if post else None,
                     thread_id=duplicate["thread_id"])
 
-    result = Plan("store", direction=direction, parent=analysis.parent)
+    result = _Draft("store", direction=direction, parent=analysis.parent)
     if direction == "out":
         result.reasons.append(f"from the author's address {analysis.from_address}")
     if analysis.kind != "reply":
@@ -111,14 +133,14 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
     else:
         result.reasons.append("a human reply: no auto-reply or bounce signs")
 
-    route = route_by_address(_recipient_groups(analysis, context.envelope), config.addresses)
+    route = route_by_address(recipient_groups(analysis, context.envelope), config.addresses)
     related = store.first_known_message(conn, _related_ids(analysis))
 
     if not _choose_post(conn, config, analysis, context, route, related, result, unrouted):
-        return result
+        return result.decided()
     _choose_thread(conn, config, analysis, route, related, result)
     if result.status != "store":
-        return result
+        return result.decided()
 
     if result.parent and store.is_ancestor(conn, analysis.message_id, result.parent):
         result.reasons.append(f"parent <{result.parent}> would close a loop: left out")
@@ -127,10 +149,10 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
         result.message_id_reused = True
         result.reasons.append(f"Message-ID <{analysis.message_id}> was already used by a "
                               "different message: kept both, flagged")
-    return result
+    return result.decided()
 
 
-def _recipient_groups(analysis: Analysis, envelope: Envelope) -> list[tuple[str, Iterable[str]]]:
+def recipient_groups(analysis: Analysis, envelope: Envelope) -> list[tuple[str, Iterable[str]]]:
     return [
         ("envelope recipient", envelope.rcpt_to),
         ("Delivered-To", analysis.delivered_to),
@@ -148,7 +170,7 @@ def _related_ids(analysis: Analysis) -> list[str]:
 
 
 def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: Context,
-                 route: AddressRoute | None, related: dict[str, Any] | None, result: Plan,
+                 route: AddressRoute | None, related: dict[str, Any] | None, result: _Draft,
                  unrouted: Unrouted) -> bool:
     machine_about_known = analysis.kind in MACHINE_KINDS and related is not None
     if route and not machine_about_known:
@@ -198,7 +220,7 @@ def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, c
 
 def _choose_thread(conn: sqlite3.Connection, config: Config, analysis: Analysis,
                    route: AddressRoute | None, related: dict[str, Any] | None,
-                   result: Plan) -> None:
+                   result: _Draft) -> None:
     # The correspondent whose thread this message says it belongs to (by a signed address, or
     # by answering the author's message there) although its sender is not one of theirs.
     claimed: int | None = None
@@ -425,7 +447,7 @@ def _thread_for_merged_token(conn: sqlite3.Connection, config: Config, post_id: 
     return None
 
 
-def _quarantine(result: Plan, reason: str) -> bool:
+def _quarantine(result: _Draft, reason: str) -> bool:
     result.status = "quarantine"
     result.reasons.append(reason)
     return False
@@ -443,15 +465,15 @@ class Pipeline:
 
     def accept(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                origin: str | None = None, post_hint: str | None = None) -> Outcome:
-        """Receive and process one message, committing once at the end."""
+        """Receive and process one message in one transaction (``quarantine release``, a
+        sent answer): nothing to make durable before filing, the caller waits for both."""
         context = Context(source, envelope or Envelope(), post_hint)
         # Before the write transaction: an analysis may take up to its budget.
-        analysis = self.analyze(raw, context)
-        delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
-                                           post_hint=post_hint, commit=False)
-        outcome = self.process(delivery_id, sha256, raw, context, analysis)
-        self.conn.commit()
-        return outcome
+        analysis = self.analyse(raw, context)
+        with db.transaction(self.conn, immediate=True):
+            delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
+                                               post_hint=post_hint, commit=False)
+            return self.process(delivery_id, sha256, raw, context, analysis)
 
     def receive(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                 origin: str | None = None, post_hint: str | None = None,
@@ -466,49 +488,30 @@ class Pipeline:
             self.conn.commit()
         return delivery_id, sha256
 
-    def analyze(self, raw: bytes, context: Context) -> Analysis | str:
+    def analyse(self, raw: bytes, context: Context) -> Analysed:
         """The analysis, under the time and memory budget of ``[limits]`` (see ``budget``)."""
         if self._analyser is None:
-            from .budget import Analyser  # it imports this module
-
             self._analyser = Analyser(self.config)
         return self._analyser.analyse(raw, context.envelope.mail_from)
 
-    def process_pending(self, batch: int = 200) -> Iterator[Outcome]:
-        """Finish deliveries that were received but not processed (e.g. before a crash)."""
-        while True:
-            pending = store.pending_deliveries(self.conn, batch)
-            if not pending:
-                return
-            analysed = []  # all of the batch, before its write transaction starts
-            for delivery in pending:
-                raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
-                context = Context(delivery.source,
-                                  Envelope(delivery.envelope_from, delivery.envelope_to),
-                                  delivery.post_hint)
-                analysed.append((delivery, raw, context, self.analyze(raw, context)))
-            for delivery, raw, context, analysis in analysed:
-                yield self.process(delivery.id, delivery.raw_sha256, raw, context, analysis,
-                                   origin=delivery.origin)
-            self.conn.commit()
-
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
-                analysis: Analysis | str, *, origin: str | None = None,
+                analysis: Analysed, *, origin: str | None = None,
                 decided: Plan | None = None) -> Outcome:
         """File one received message. ``analysis`` is the reason text when parsing failed;
         ``decided`` a plan the caller already made for it in this transaction."""
         deleted = self._deleted_before(delivery_id, sha256, analysis, origin)
         if deleted is not None:
             return deleted
-        if isinstance(analysis, str):
-            store.add_quarantine(self.conn, sha256, delivery_id, analysis, context.source,
-                                 None, None)
+        if isinstance(analysis, Unparsed):
+            store.add_quarantine(self.conn, sha256, delivery_id, analysis.reason,
+                                 context.source, None, None)
             store.finish_delivery(self.conn, delivery_id, "quarantined", None)
-            return Outcome("quarantined", reasons=(analysis,), origin=origin)
+            return Outcome("quarantined", reasons=(analysis.reason,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        thread_id = decided.thread_id
         if decided.status == "store":
-            decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
+            thread_id = _write(self.conn, analysis, decided, context, sha256)
             index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)
@@ -520,7 +523,7 @@ class Pipeline:
         return Outcome(
             status=decided.outcome_status,
             message_id=analysis.message_id,
-            thread=decided.thread_id,
+            thread=thread_id,
             post=decided.post_slug,
             kind=analysis.kind,
             direction=decided.direction,
@@ -528,7 +531,7 @@ class Pipeline:
             origin=origin,
         )
 
-    def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysis | str,
+    def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysed,
                         origin: str | None) -> Outcome | None:
         """A message the author deleted (a tombstone matches its bytes or its identity) is
         dropped again, raw bytes and delivery too: a rescan or a resent copy never brings
@@ -537,45 +540,35 @@ class Pipeline:
         if reason is None:
             return None
         store.drop_delivery(self.conn, delivery_id, sha256)
-        return Outcome("deleted", message_id=None if isinstance(analysis, str)
+        return Outcome("deleted", message_id=None if isinstance(analysis, Unparsed)
                        else analysis.message_id, reasons=(reason,), origin=origin)
 
 
-def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysis | str) -> str | None:
+def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysed) -> str | None:
     """Why a message is not filed again when the author deleted it before; None otherwise."""
-    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    identity = None if isinstance(analysis, Unparsed) else analysis.identity_sha256
     tombstone = store.tombstone_for(conn, sha256, identity)
     if tombstone is None:
         return None
     return f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: not filed again"
 
 
-def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -> Analysis | str:
-    try:
-        return analyse(raw, config.limits, envelope_sender)
-    except Unparseable as error:
-        return str(error)
-    except RecursionError:
-        return "message structure too deeply nested to analyse"
-    except MemoryError:
-        raise  # over the memory budget: budget.Analyser reports it
-    except Exception as error:  # a parser bug must not lose the message: quarantine it
-        return f"could not analyse the message: {type(error).__name__}: {error}"
-
-
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
            sha256: str) -> int | None:
+    """Carry out ``decided``: make the post, correspondent and thread it asks for, then store
+    the message. Returns its thread's id."""
+    post_id, correspondent_id, thread_id = (decided.post_id, decided.correspondent_id,
+                                            decided.thread_id)
     if decided.create_post:
-        decided.post_id = store.create_post(conn, decided.post_slug or "")
-    if decided.correspondent_id is None and decided.correspondent_address:
-        decided.correspondent_id = store.correspondent_for(
+        post_id = store.create_post(conn, decided.post_slug or "")
+    if correspondent_id is None and decided.correspondent_address:
+        correspondent_id = store.correspondent_for(
             conn, decided.correspondent_name, decided.correspondent_address)
-    if decided.thread_id is None and decided.wants_thread and decided.post_id is not None \
-            and decided.correspondent_id is not None:
-        decided.thread_id = store.thread_for(conn, decided.post_id, decided.correspondent_id,
-                                             analysis.subject)
+    if thread_id is None and decided.wants_thread and post_id is not None \
+            and correspondent_id is not None:
+        thread_id = store.thread_for(conn, post_id, correspondent_id, analysis.subject)
         if decided.possibly_same_as is not None:
-            store.mark_possibly_same(conn, decided.thread_id, decided.possibly_same_as)
+            store.mark_possibly_same(conn, thread_id, decided.possibly_same_as)
     received_at = now()
     date = analysis.date or received_at
     # The author's own messages and machine mail need no reading.
@@ -584,8 +577,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         message_id=analysis.message_id,
         synthetic_message_id=analysis.synthetic_message_id,
         message_id_reused=decided.message_id_reused,
-        thread_id=decided.thread_id,
-        post_id=decided.post_id,
+        thread_id=thread_id,
+        post_id=post_id,
         parent_message_id=decided.parent,
         direction=decided.direction,
         kind=analysis.kind,
@@ -612,8 +605,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
                              attachment.content, sha256_of(attachment.content))
     store.record_ancestry(conn, analysis.message_id, analysis.chain)
-    if decided.thread_id is not None:
-        store.file_in_thread(conn, decided.thread_id, kind=analysis.kind,
+    if thread_id is not None:
+        store.file_in_thread(conn, thread_id, kind=analysis.kind,
                              direction=decided.direction, is_read=is_read, date=date,
                              received_at=received_at)
-    return decided.thread_id
+    return thread_id

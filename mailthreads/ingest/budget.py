@@ -29,10 +29,9 @@ from multiprocessing.context import BaseContext
 from typing import Any, Generic, TypeVar
 
 from ..config import Config
-from ..mail.analysis import Analysis
-from . import analyze_or_reason
+from .analysed import Analysed, Unparsed, analyse_or_unparsed
 
-Result = Analysis | str
+Result = Analysed
 Key = TypeVar("Key")
 
 # A worker that cannot even start in this long is a broken system, not a hostile message.
@@ -115,7 +114,7 @@ def _serve(conn: Connection, config: Config) -> None:
         raw, sender = task
         signal.setitimer(signal.ITIMER_REAL, backstop)
         try:
-            result: Result = analyze_or_reason(raw, config, sender)
+            result: Result | str = analyse_or_unparsed(raw, config, sender)
         except MemoryError:
             result = _OUT_OF_MEMORY
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -296,8 +295,9 @@ class Run(Iterator[tuple[Key, Result]], Generic[Key]):
             if now >= job.deadline:
                 del self._busy[conn]
                 self._analyser._discard(worker)
-                self._finish(job, f"analysis took over {self._limits.max_parse_seconds:g} s "
-                                  "([limits] max_parse_seconds)")
+                self._finish(job, Unparsed(f"analysis took over "
+                                           f"{self._limits.max_parse_seconds:g} s "
+                                           "([limits] max_parse_seconds)"))
 
     def _out_of_memory(self, worker: _Worker, job: _Job[Key]) -> None:
         self._analyser._discard(worker)
@@ -308,8 +308,8 @@ class Run(Iterator[tuple[Key, Result]], Generic[Key]):
             self._start(self._analyser._take_worker(), job)
             return
         megabytes = self._limits.max_parse_memory / (1024 * 1024)
-        self._finish(job, f"analysis needed over {megabytes:,.0f} MiB of memory "
-                          "([limits] max_parse_memory)")
+        self._finish(job, Unparsed(f"analysis needed over {megabytes:,.0f} MiB of memory "
+                                   "([limits] max_parse_memory)"))
 
     def _finish(self, job: _Job[Key], result: Result) -> None:
         self._done[job.index] = (job.key, result)

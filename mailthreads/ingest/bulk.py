@@ -14,9 +14,9 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .. import db
 from ..config import Config
-from ..mail.analysis import Analysis
-from . import Context, Envelope, Outcome, Pipeline, sha256_of
+from . import Analysed, Context, Envelope, Outcome, Pipeline, sha256_of
 from .budget import Analyser
 
 COMMIT_EVERY = 500
@@ -25,7 +25,7 @@ COMMIT_BYTES = 64 * 1024 * 1024
 POOL_THRESHOLD = 64
 
 Job = tuple[str, bytes]
-Result = tuple[str, bytes, str, "Analysis | str"]
+Result = tuple[str, bytes, str, Analysed]
 
 
 @dataclass
@@ -85,7 +85,9 @@ def ingest_messages(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     context = Context(source, Envelope(), post_hint)
     for batch in _batches(items, config, workers, expected):
-        try:
+        # A batch cut short (Ctrl-C, a bug) must not be half filed: it is rolled back, and a
+        # new run takes it in again.
+        with db.transaction(conn, immediate=True):
             for origin, raw, sha256, analysis in batch:
                 delivery_id, _ = pipeline.receive(raw, source, origin=origin,
                                                   post_hint=post_hint, commit=False,
@@ -95,10 +97,4 @@ def ingest_messages(
                 summary.add(outcome)
                 if on_outcome:
                     on_outcome(outcome)
-        except BaseException:
-            # A batch cut short (Ctrl-C, a bug) must not be half filed: drop it, and a new run
-            # takes it in again.
-            conn.rollback()
-            raise
-        conn.commit()
     return summary

@@ -7,7 +7,7 @@ import sqlite3
 
 from ..config import Config
 from ..db import store
-from . import Envelope, Outcome, Pipeline, analyze_or_reason
+from . import Envelope, Outcome, Pipeline, Unparsed, analyse_or_unparsed
 
 DELETE_REASON = "quarantine delete"
 
@@ -29,8 +29,8 @@ def delete(conn: sqlite3.Connection, config: Config, entry_id: int) -> None:
     entry = store.get_quarantine(conn, entry_id)
     # The identity catches copies whose bytes differ (other Received lines); a message that
     # does not parse has none, and its raw SHA-256 alone must do.
-    analysis = analyze_or_reason(entry["raw"], config, entry["envelope_from"])
-    identity = None if isinstance(analysis, str) else analysis.identity_sha256
+    analysis = analyse_or_unparsed(entry["raw"], config, entry["envelope_from"])
+    identity = None if isinstance(analysis, Unparsed) else analysis.identity_sha256
     store.delete_quarantine(conn, entry_id)
     store.add_tombstone(conn, DELETE_REASON, raw_sha256=entry["raw_sha256"],
                         identity_sha256=identity)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from ...config import Config
+from ...ingest.analysed import Analysed
 from ...ingest.budget import Analyser as BudgetedAnalyser
-from ...mail.analysis import Analysis
 
 POOL_THRESHOLD = 64
 
@@ -27,7 +27,7 @@ class Analyser:
         self._one = BudgetedAnalyser(config, 1)
         self._many: BudgetedAnalyser | None = None
 
-    def analyse(self, raws: list[bytes]) -> list[Analysis | str]:
+    def analyse(self, raws: list[bytes]) -> list[Analysed]:
         analyser = self._one
         if self.workers > 1 and len(raws) >= POOL_THRESHOLD:
             if self._many is None:

@@ -34,9 +34,20 @@ from datetime import date
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_exceptions
 
+from ... import db
 from ...config import Config, ImapAccount
 from ...db import store
-from ...ingest import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason, plan
+from ...ingest import (
+    Analysed,
+    Context,
+    Envelope,
+    Outcome,
+    Pipeline,
+    Plan,
+    Unparsed,
+    analyse_or_unparsed,
+    plan,
+)
 from ...mail.analysis import Analysis
 from ...mail.routing import parse_reply_address
 from .analyse import Analyser
@@ -239,12 +250,18 @@ class FolderSync:
                 return report
             if self.before_fetch:
                 self.before_fetch(batch)
-            taken = self._fetch_and_file(batch, sizes, origin_prefix, folder.role, report,
-                                         on_message)
+            fetched = list(self._fetch(batch, sizes))
+            analyses = self.analyser.analyse([raw for _, raw in fetched
+                                              if isinstance(raw, bytes)])
             newest = max(newest, batch[-1])
-            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
-                                       newest, kept_settings)
-            self.conn.commit()
+            # Fetched and analysed first, outside of the write transaction: the lock is held
+            # for filing only. Every plan is made under it, so no other writer (serve's filer,
+            # an ingest) can change what a plan read before the message is filed by it.
+            with db.transaction(self.conn, immediate=True):
+                taken = self._file_batch(fetched, iter(analyses), origin_prefix, folder.role,
+                                         report, on_message)
+                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
+                                           uidvalidity, newest, kept_settings)
             saved = (uidvalidity, newest, kept_settings)
             # Mail that was in the folder at the last poll is never flagged or moved: a
             # rescan must not surprise a mailbox the author has kept as it is since.
@@ -252,9 +269,9 @@ class FolderSync:
             if acts and taken:
                 report.handled_on_server += self._after(taken)
         if saved != (uidvalidity, newest, settings):
-            store.save_imap_checkpoint(self.conn, account.name, folder.folder, uidvalidity,
-                                       newest, settings)
-            self.conn.commit()
+            with db.transaction(self.conn, immediate=True):
+                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
+                                           uidvalidity, newest, settings)
         return report
 
     def _select(self, folder: FolderPlan, acts: bool) -> tuple[int, int | None]:
@@ -315,14 +332,12 @@ class FolderSync:
         report.filed_before = len(found & filed)
         return sorted(found - filed)
 
-    def _fetch_and_file(self, batch: list[int], sizes: dict[int, int], origin_prefix: str,
-                        role: str, report: FolderReport,
-                        on_message: Progress | None) -> list[int]:
-        """Fetch and file one batch (not committed); the UIDs filed, for ``after``."""
+    def _file_batch(self, fetched: list[tuple[int, bytes | _HeaderOnly | None]],
+                    analyses: Iterator[Analysed], origin_prefix: str, role: str,
+                    report: FolderReport, on_message: Progress | None) -> list[int]:
+        """File one fetched batch (in the caller's write transaction); the UIDs filed, for
+        ``after``."""
         taken: list[int] = []
-        fetched = list(self._fetch(batch, sizes))
-        present = [raw for _, raw in fetched if isinstance(raw, bytes)]
-        analyses = iter(self.analyser.analyse(present))
         for uid, raw in fetched:
             if raw is None:
                 report.gone += 1
@@ -391,16 +406,16 @@ class FolderSync:
 
     # Filing -----------------------------------------------------------------------------
 
-    def _file(self, raw: bytes, analysis: Analysis | str, origin: str,
+    def _file(self, raw: bytes, analysis: Analysed, origin: str,
               role: str) -> Outcome | None:
         """File one message in the pipeline, or return None when it is not for mailthreads."""
         decided = None
-        if isinstance(analysis, str):
+        if isinstance(analysis, Unparsed):
             if not self._for_us(raw, analysis, role):
                 return None
         else:
-            # The plan that says the message is for us is the one it is filed by: receiving
-            # the raw bytes first changes nothing that planning reads.
+            # The plan that says the message is for us is the one it is filed by: it is made
+            # under the batch's write lock, so nothing changes what it read in between.
             decided = self._plan_if_for_us(analysis, role)
             if decided is None:
                 return None
@@ -408,8 +423,8 @@ class FolderSync:
         return self.pipeline.process(delivery_id, sha256, raw, _CONTEXT, analysis,
                                      origin=origin, decided=decided)
 
-    def _for_us(self, raw: bytes, analysis: Analysis | str, role: str) -> bool:
-        if isinstance(analysis, str):
+    def _for_us(self, raw: bytes, analysis: Analysed, role: str) -> bool:
+        if isinstance(analysis, Unparsed):
             # The parser gave up (or the message is over the size limit): route it by its
             # header alone, and keep it (quarantined, with the reason) when that says it is
             # for mailthreads.
@@ -428,8 +443,8 @@ class FolderSync:
     def _header_for_us(self, raw: bytes) -> bool:
         match = _HEADER_END.search(raw, 0, self.config.limits.max_header_size + 4)
         header = raw[:match.start()] if match else raw[:self.config.limits.max_header_size]
-        analysis = analyze_or_reason(header + b"\r\n\r\n", self.config, None)
-        if not isinstance(analysis, str):
+        analysis = analyse_or_unparsed(header + b"\r\n\r\n", self.config, None)
+        if not isinstance(analysis, Unparsed):
             return self._for_us(header, analysis, "inbox")
         # Not even the header parses: look for a reply address or a stored message's id.
         for address in _ADDRESS.findall(header):

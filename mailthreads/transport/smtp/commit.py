@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ... import db
 from ...config import Config
 from ...ingest import Envelope, Pipeline
 from .log import LOGGER
@@ -85,8 +86,7 @@ class GroupCommitter:
         self._pipeline = Pipeline(conn, config)
         self._conn = conn
         # This connection waits for the lock in ``_begin``, not in SQLite's busy handler.
-        conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+        db.wait_for_locks_myself(conn, wal_backstop_pages=WAL_BACKSTOP_PAGES)
         self._turn = turn or WriteTurn()
         self._on_commit = on_commit
         self._source = source
@@ -145,7 +145,7 @@ class GroupCommitter:
             self._conn.commit()
         except Exception as error:  # whatever went wrong, the answer is 451: never lose the thread
             self._rollback()
-            if len(batch) == 1 or _locked(error):
+            if len(batch) == 1 or db.is_locked(error):
                 return [StorageError(str(error) or type(error).__name__)] * len(batch)
             # One message must not cost the others their place: try each one alone.
             return [result for item in batch for result in self._commit([item])]
@@ -159,10 +159,10 @@ class GroupCommitter:
         deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
         while True:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                db.begin(self._conn, immediate=True)
                 return
             except sqlite3.OperationalError as error:
-                if not _locked(error) or time.monotonic() > deadline:
+                if not db.is_locked(error) or time.monotonic() > deadline:
                     raise
             time.sleep(LOCK_RETRY_SECONDS)
 
@@ -176,10 +176,6 @@ class GroupCommitter:
             self._conn.rollback()
         except sqlite3.Error as error:  # the connection is in trouble; the next commit says so
             log.debug("rollback failed: %s", error)
-
-
-def _locked(error: Exception) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
 def _settle(batch: list[_Item], results: list[int | Exception]) -> None:

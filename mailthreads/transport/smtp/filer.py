@@ -1,7 +1,8 @@
 """The filer: a second process that files the messages the listener has accepted.
 
 The listener only commits raw bytes and a pending delivery before it answers ``250``; parsing,
-classifying and threading happen here, off the accepting path and on the second core. Because
+classifying and threading happen here (``ingest.filer.Filer``, the filing path of every
+source), off the accepting path and on the second core. Because
 the listener's commit is the durability point, this process can die at any moment (every
 filing is one transaction): whatever is still pending is filed when it starts again, which is
 also how messages accepted before a crash are finished.
@@ -25,25 +26,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from ... import db
 from ...config import Config
 from ...db import store
-from ...ingest import Context, Envelope, Outcome, Pipeline
-from ...mail.analysis import Analysis
+from ...ingest.filer import Filed, Filer
 from .commit import WriteTurn
 from .log import LOGGER, configure, fields
 
 log = logging.getLogger(LOGGER)
 
-BATCH = 32
-# Longest time one filing transaction holds SQLite's write lock when the listener is not
-# waiting for it; when it is, the filer commits after the message at hand.
-MAX_HOLD_SECONDS = 0.01
-# How long the filer lets the listener go first before it starts a transaction anyway.
-YIELD_SECONDS = 0.02
 # Also look for pending deliveries this often without a wake-up (other writers, retries).
 POLL_SECONDS = 5.0
 RETRY_SECONDS = 2.0
@@ -53,122 +46,16 @@ DRAIN_SECONDS = 20.0
 NICENESS = 10
 
 
-@dataclass
-class _Job:
-    delivery: store.PendingDelivery
-    raw: bytes
-    context: Context
-    analysis: Analysis | str
-
-
-class Filer:
-    """File pending deliveries in small transactions, analysing outside of them."""
-
-    def __init__(self, conn: sqlite3.Connection, config: Config,
-                 turn: WriteTurn | None = None, *,
-                 should_stop: Callable[[], bool] = lambda: False):
-        self.conn = conn
-        self.pipeline = Pipeline(conn, config)
-        self.turn = turn
-        self.should_stop = should_stop
-
-    def file_pending(self) -> None:
-        """File until nothing is pending, or until ``should_stop()`` (asked between messages)."""
-        while not self.should_stop():
-            pending = store.pending_deliveries(self.conn, BATCH)
-            if not pending:
-                return
-            # The expensive, pure part runs before the write transaction starts.
-            jobs = []
-            for delivery in pending:
-                if self.should_stop():
-                    break
-                jobs.append(self._job(delivery))
-            self._write(jobs)
-
-    def _job(self, delivery: store.PendingDelivery) -> _Job:
-        raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
-        context = Context(delivery.source, Envelope(delivery.envelope_from, delivery.envelope_to),
-                          delivery.post_hint)
-        return _Job(delivery, raw, context, self.pipeline.analyze(raw, context))
-
-    def _write(self, jobs: list[_Job]) -> None:
-        done: list[tuple[_Job, Outcome]] = []
-        committed = 0  # jobs[:committed] are settled
-        started = 0.0
-        try:
-            for index, job in enumerate(jobs):
-                if self.should_stop():
-                    break
-                if not self.conn.in_transaction:
-                    self._let_listener_go_first()
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    started = time.monotonic()
-                # Under the write lock: a filer still finishing after its listener died may
-                # have filed it (or a new one, after a restart). File each delivery once.
-                if store.delivery_status(self.conn, job.delivery.id) == "pending":
-                    done.append((job, self._process(job)))
-                if self._listener_waits() or time.monotonic() - started > MAX_HOLD_SECONDS:
-                    self._commit(done)
-                    committed = index + 1
-            if self.conn.in_transaction:
-                self._commit(done)
-        except sqlite3.OperationalError:
-            # Locked for longer than the busy timeout, disk full, I/O error: nothing of this
-            # transaction stays, the deliveries stay pending, the caller tries again later.
-            self._rollback()
-            raise
-        except Exception:
-            self._rollback()
-            rest = jobs[committed:]
-            if len(rest) == 1:
-                self._give_up(rest[0])
-                return
-            for job in rest:  # find the one that fails; file the others
-                self._write([job])
-
-    def _listener_waits(self) -> bool:
-        return self.turn is not None and self.turn.claimed()
-
-    def _let_listener_go_first(self) -> None:
-        deadline = time.monotonic() + YIELD_SECONDS
-        while self._listener_waits() and time.monotonic() < deadline:
-            time.sleep(0.0005)
-
-    def _process(self, job: _Job) -> Outcome:
-        return self.pipeline.process(job.delivery.id, job.delivery.raw_sha256, job.raw,
-                                     job.context, job.analysis, origin=job.delivery.origin)
-
-    def _commit(self, done: list[tuple[_Job, Outcome]]) -> None:
-        self.conn.commit()
-        for job, outcome in done:
-            delivery = job.delivery
-            log.info("filed %s", fields(
-                delivery=delivery.id, source=delivery.source, origin=delivery.origin,
-                mail_from=_angle(delivery.envelope_from),
-                to=",".join(_angle(a) for a in delivery.envelope_to) or None,
-                status=outcome.status, kind=outcome.kind, post=outcome.post,
-                thread=outcome.thread,
-                message_id=f"<{outcome.message_id}>" if outcome.message_id else None,
-                reason=outcome.reasons[-1] if outcome.status == "quarantined" else None))
-        done.clear()
-
-    def _give_up(self, job: _Job) -> None:
-        """A message that breaks filing itself (a bug) is quarantined, not retried forever."""
-        log.exception("filing failed %s", fields(delivery=job.delivery.id))
-        reason = "filing failed (a mailthreads bug): see the serve log"
-        self.conn.execute("BEGIN IMMEDIATE")
-        if store.delivery_status(self.conn, job.delivery.id) != "pending":
-            self.conn.rollback()
-            return
-        store.add_quarantine(self.conn, job.delivery.raw_sha256, job.delivery.id, reason,
-                             job.delivery.source, None, None)
-        store.finish_delivery(self.conn, job.delivery.id, "quarantined", None)
-        self.conn.commit()
-
-    def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.rollback()
+def _log_filed(filed: Filed) -> None:
+    delivery, outcome = filed.delivery, filed.outcome
+    log.info("filed %s", fields(
+        delivery=delivery.id, source=delivery.source, origin=delivery.origin,
+        mail_from=_angle(delivery.envelope_from),
+        to=",".join(_angle(a) for a in delivery.envelope_to) or None,
+        status=outcome.status, kind=outcome.kind, post=outcome.post,
+        thread=outcome.thread,
+        message_id=f"<{outcome.message_id}>" if outcome.message_id else None,
+        reason=outcome.reasons[-1] if outcome.status == "quarantined" else None))
 
 
 def _angle(address: str | None) -> str | None:
@@ -251,12 +138,12 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     configure(verbosity)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from ...db import open_database
-
     # synchronous=NORMAL: a filing lost to a power cut leaves its delivery pending, and it is
     # simply filed again; the listener's own commits stay FULL.
-    database = open_database(database_path, durable=False)
-    filer = Filer(database.conn, config, turn, should_stop=control.should_stop)
+    database = db.open_database(database_path, durable=False)
+    # The listener waits for the write lock (or holds it): the filer steps aside.
+    filer = Filer(database.conn, config, yield_to=turn.claimed if turn else lambda: False,
+                  should_stop=control.should_stop, on_commit=_log_filed, logger=log)
     while True:
         try:
             filer.file_pending()
