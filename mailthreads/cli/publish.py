@@ -209,8 +209,10 @@ def _draft_question(app: App, conn: sqlite3.Connection, thread: Thread) -> int:
 @click.argument("target", metavar="FILE", type=click.Path(dir_okay=False))
 @click.option("--pages", type=click.IntRange(1), default=1000, show_default=True,
               help="Database pages copied per step")
+@click.option("--pause", type=click.FloatRange(0, 10), default=0.005, show_default=True,
+              help="Seconds to rest between steps")
 @click.pass_obj
-def backup(app: App, target: str, pages: int) -> None:
+def backup(app: App, target: str, pages: int, pause: float) -> None:
     """Copy the database to FILE, consistently, while serve and poll keep running.
 
     SQLite's online backup reads one snapshot of the database in steps, pausing between
@@ -226,7 +228,8 @@ def backup(app: App, target: str, pages: int) -> None:
     from ..db.backup import BackupError, backup_database
 
     try:
-        result = backup_database(app.database_path, Path(target).expanduser(), pages=pages)
+        result = backup_database(app.database_path, Path(target).expanduser(), pages=pages,
+                                 pause=pause)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Backed up {app.database_path} to {target}: {result.pages:,} pages "
