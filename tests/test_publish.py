@@ -18,17 +18,12 @@ import pytest
 from click.testing import CliRunner
 from mailfactory import message
 from relay_support import PASSWORD, running_relay
+from test_triage import CONFIG as TRIAGE_CONFIG
+from test_triage import ingest, run
 
 from mailthreads.cli import cli
 
-CONFIG = """[addresses]
-domain = "blog.example"
-secret = "publish-test-secret-abcdefghijklmnop"
-
-[author]
-name = "Zoë Author"
-addresses = ["me@blog.example"]
-"""
+CONFIG = TRIAGE_CONFIG.replace('name = "Author"', 'name = "Zoë Author"')
 HOSTILE = (
     'Look: <script>alert("mail")</script> and <img src=x onerror="alert(1)">\n'
     '<a href="javascript:alert(2)" onclick="steal()">click</a> [me](javascript:alert(3))\n'
@@ -45,21 +40,6 @@ def env(tmp_path, monkeypatch):
     yield tmp_path
     monkeypatch.undo()
     time.tzset()  # TZ as it was, for the tests that follow
-
-
-def run(*args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def ingest(directory: Path, *messages: bytes) -> None:
-    inbox = directory / f"in-{time.monotonic_ns()}"
-    inbox.mkdir()
-    for number, raw in enumerate(messages):
-        (inbox / f"{number}.eml").write_bytes(raw)
-    run("ingest", str(inbox))
 
 
 def jane_thread(env: Path) -> None:
