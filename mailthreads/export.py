@@ -78,14 +78,18 @@ def _said(message: MessageRow, options: Options) -> Said:
 
 
 def local_time(stored: str | None) -> str:
-    """'2026-11-01 10:00 CET': a stored UTC date in the local time zone (honours TZ)."""
+    """'Sun 1 Nov 2026 10:00 CET': a stored UTC date in the local time zone (honours TZ).
+
+    The same words as ``show`` on main (``localtime.absolute``, which this branch predates:
+    once merged, this is that function)."""
     if not stored:
         return "(no date)"
     try:
-        moment = datetime.fromisoformat(stored)
+        moment = datetime.fromisoformat(stored).astimezone()
     except ValueError:
         return stored
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+    zone = moment.strftime("%Z") or moment.strftime("%z")
+    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M} {zone}"
 
 
 # Markdown -----------------------------------------------------------------------------------

@@ -119,8 +119,8 @@ def test_markdown_reads_as_a_conversation_in_the_author_time_zone(env, monkeypat
     monkeypatch.setenv("TZ", "Europe/Paris")
     time.tzset()
     text = run("export", "1")
-    assert "**Jane Reader** · 2026-11-01 10:00 CET" in text  # 09:00 UTC
-    assert "**Zoë Author** · 2026-11-01 11:00 CET" in text
+    assert "**Jane Reader** · Sun 1 Nov 2026 10:00 CET" in text  # 09:00 UTC
+    assert "**Zoë Author** · Sun 1 Nov 2026 11:00 CET" in text
     assert "I enjoyed this post.  \nIt made me think." in text
     assert "*(2 quoted lines left out)*" in text
     assert "Why I blog, you asked" not in text
