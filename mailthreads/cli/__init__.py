@@ -40,6 +40,9 @@ COMMANDS = {
     "reply": "answer:reply",
     "outbox": "answer:outbox",
     "correspondents": "correspondents:correspondents",
+    "export": "publish:export",
+    "consent": "publish:consent",
+    "backup": "publish:backup",
 }
 
 

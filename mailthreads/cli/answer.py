@@ -205,7 +205,8 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
 
     Status: pending (not tried yet), failed (the relay did not take it; 'outbox send' retries
     it), sending (being sent, or the connection broke mid-send: it may have arrived, so only
-    'outbox send --force ID' sends it again), sent.
+    'outbox send --force ID' sends it again), draft (written for you, e.g. by 'consent ask':
+    only 'outbox send ID' sends it), sent.
 
     \b
     Examples:
@@ -240,9 +241,9 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool, every_age: bo
     Pending and failed answers are sent; sent ones never again. Without IDs (as from cron),
     only answers written within the [outgoing] retry_window_hours (default 24) are retried:
     older ones wait for you, so that an answer never goes out days later by surprise; name
-    them, or give --all. Copies owed to the IMAP Sent folder are saved too. Exits 75 if
-    anything could not be sent for now (the relay is down), 1 if a setting must change first
-    (a certificate, TLS on a plain port, a refused login).
+    them, or give --all. A draft goes only when named. Copies owed to the IMAP Sent folder
+    are saved too. Exits 75 if anything could not be sent for now (the relay is down), 1 if a
+    setting must change first (a certificate, TLS on a plain port, a refused login).
 
     \b
     Examples:

@@ -52,14 +52,22 @@ def posts_add(app: App, slug: str, title: str | None, url: str | None) -> None:
 def posts_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     """List posts with their number of threads, newest first.
 
+    --json, --nl and --csv add each post's reply address, its mailto: link and an HTML
+    snippet (as 'posts link' prints them), for a static site's build to read.
+
     \b
     Example:
         mailthreads posts list --json
     """
     from ..db import store
 
+    fmt = chosen_format(as_json, as_nl, as_csv)
     rows = store.list_posts(app.reader())
-    emit(rows, chosen_format(as_json, as_nl, as_csv),
+    if fmt != "table":
+        for row in rows:
+            link = _link_with_snippet(app, row["slug"], row["title"])
+            row.update(reply_address=link["address"], mailto=link["mailto"], html=link["html"])
+    emit(rows, fmt,
          ["slug", "title", "threads", "needs_reply", "last_activity", "url"],
          empty="No posts yet. Add one with: mailthreads posts add SLUG --title TITLE")
 
@@ -69,6 +77,14 @@ def _link(app: App, slug: str) -> dict[str, str]:
 
     address = reply_address(slug, app.config.addresses)
     return {"post": slug, "address": address, "mailto": f"mailto:{quote(address, safe='@+')}"}
+
+
+def _link_with_snippet(app: App, slug: str, title: str | None) -> dict[str, str]:
+    """The reply address, a mailto: link with the subject, and an HTML snippet."""
+    link = _link(app, slug)
+    link["mailto"] += "?subject=" + quote(f"Re: {title or slug}")
+    link["html"] = (f'<a href="{html.escape(link["mailto"])}">Reply by email</a>')
+    return link
 
 
 @posts.command(name="show")
@@ -158,11 +174,8 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
     """
     from ..db import store
 
-    link = _link(app, slug)
     post = store.post_by_slug(app.reader(), slug)
-    title = (post or {}).get("title") or slug
-    link["mailto"] += "?subject=" + quote(f"Re: {title}")
-    link["html"] = (f'<a href="{html.escape(link["mailto"])}">Reply by email</a>')
+    link = _link_with_snippet(app, slug, (post or {}).get("title"))
     if as_json:
         click.echo(dumps(link))
         return

@@ -240,6 +240,10 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
     ]
     if pending_decision(row):
         lines.append(styled(decision_hint(row), multiline=False, fg="yellow"))
+    if thread.consent:
+        from .publish import consent_line
+
+        lines.append(f"Consent to publish: {consent_line(thread)}")
     lines.extend(styled(note[:1].upper() + note[1:], multiline=False, fg="red") for note in notes)
     for message in messages:
         lines.append("")

@@ -297,6 +297,14 @@ def m005_rescan_tombstones(db: Database) -> None:
     db["tombstones"].create_index(["identity_sha256"])
 
 
+@migrations()
+def m006_consent(db: Database) -> None:
+    # May this discussion be quoted in public? NULL: never asked; 'asked' (a question was
+    # drafted), 'granted', 'revoked'; consent_at: when the author recorded it (UTC).
+    db["threads"].add_column("consent", str)
+    db["threads"].add_column("consent_at", str)
+
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""

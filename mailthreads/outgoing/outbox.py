@@ -92,19 +92,24 @@ def draft_reply(config: Config, thread: store.Thread, messages: list[ThreadMessa
 
 def queue(conn: sqlite3.Connection, *, thread_id: int, message_id: str,
           in_reply_to: str | None, to_address: str, subject: str, body: str,
-          raw: bytes) -> int:
-    """Commit an answer to the outbox; from here on it survives any failure."""
+          raw: bytes, draft: bool = False) -> int:
+    """Commit an answer to the outbox; from here on it survives any failure. A ``draft``
+    waits for the author: only ``outbox send ID`` sends it."""
     entry_id = store.add_outbox(conn, thread_id=thread_id, message_id=message_id,
                                 in_reply_to=in_reply_to, to_address=to_address,
-                                subject=subject, body=body, raw=raw)
+                                subject=subject, body=body, raw=raw,
+                                status="draft" if draft else "pending")
     conn.commit()
     return entry_id
 
 
 def deliver(conn: sqlite3.Connection, config: Config, entry_id: int, *, force: bool = False,
-            context: ssl.SSLContext | None = None) -> SendResult:
-    """Send one outbox entry if it is pending or failed (``force``: also if maybe sent)."""
+            named: bool = False, context: ssl.SSLContext | None = None) -> SendResult:
+    """Send one outbox entry if it is pending or failed (``force``: also if maybe sent;
+    ``named``: the author named it, so a draft goes too)."""
     states = (*store.OUTBOX_RETRYABLE, "sending") if force else store.OUTBOX_RETRYABLE
+    if named:
+        states = (*states, "draft")
     entry = store.outbox_entry(conn, entry_id)
     claimed = store.claim_outbox(conn, entry_id, states)
     conn.commit()
@@ -157,6 +162,8 @@ def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | N
     window = (config.outgoing or Outgoing()).retry_window_hours
     oldest = iso(datetime.now(UTC) - timedelta(hours=window))
     for entry in entries:
+        if not ids and entry["status"] == "draft":
+            continue  # a draft goes only when the author names it
         if not ids and not every_age and entry["status"] in store.OUTBOX_RETRYABLE \
                 and entry["created_at"] < oldest:
             results.append(SendResult(
@@ -166,7 +173,8 @@ def deliver_all(conn: sqlite3.Connection, config: Config, ids: Sequence[int] | N
                 f"('mailthreads outbox send {entry['id']}' sends it, "
                 f"'outbox cancel {entry['id']}' drops it)", entry["thread_id"]))
             continue
-        results.append(deliver(conn, config, entry["id"], force=force, context=context))
+        results.append(deliver(conn, config, entry["id"], force=force, named=bool(ids),
+                               context=context))
     if not ids:
         tried = {result.entry_id for result in results}  # their copy was just attempted
         for owed in store.unsaved_sent_copies(conn):

@@ -11,6 +11,10 @@ from .ancestry import (
     is_ancestor,
     record_ancestry,
 )
+from .consent import (
+    CONSENT_STATES,
+    set_thread_consent,
+)
 from .correspondents import (
     correspondent,
     correspondent_addresses,
@@ -49,6 +53,7 @@ from .messages import (
     message_id_known,
     reply_candidates,
     thread_messages,
+    thread_raw_messages,
     undelivered_answers,
 )
 from .outbox import (
@@ -128,6 +133,9 @@ from .tombstones import (
 )
 
 __all__ = [
+    "CONSENT_STATES",
+    "set_thread_consent",
+    "thread_raw_messages",
     "attachments_of",
     "attachment_contents",
     "bounced_threads",

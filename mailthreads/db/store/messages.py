@@ -295,3 +295,13 @@ def delayed_answers(conn: sqlite3.Connection, thread_id: int,
            WHERE thread_id = ? AND kind = 'bounce'
              AND EXISTS (SELECT 1 FROM json_each(kind_reasons) WHERE value = ?)
            ORDER BY received_at, id""", (thread_id, delay_reason)))
+
+
+def thread_raw_messages(conn: sqlite3.Connection, thread_id: int) -> list[dict[str, Any]]:
+    """The exact bytes of a thread's messages, oldest first (as ``thread_messages``), with
+    the sender and date an mbox ``From `` line needs."""
+    return _dicts(conn.execute(
+        """SELECT messages.id, messages.from_address, messages.date, raw_messages.raw
+           FROM messages JOIN raw_messages ON raw_messages.sha256 = messages.raw_sha256
+           WHERE messages.thread_id = ? ORDER BY messages.date, messages.id""",
+        (thread_id,)))

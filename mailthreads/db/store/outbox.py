@@ -11,7 +11,8 @@ from ._rows import NotFound, _dict, _dicts
 
 # outbox.status: pending (never tried), sending (an attempt is running, or the connection broke
 # while the relay had the whole message: maybe sent, so never retried without --force), sent,
-# failed (the relay did not take it: `outbox send` retries it).
+# failed (the relay did not take it: `outbox send` retries it), draft (written for the author,
+# e.g. by `consent ask`: only `outbox send ID` sends it, never `outbox send` alone).
 # outbox.saved_to_sent: 1 copied to the IMAP Sent folder, 0 not yet (retried), NULL not wanted.
 OUTBOX_RETRYABLE = ("pending", "failed")
 _OUTBOX_COLUMNS = """outbox.id, outbox.thread_id, outbox.message_id, outbox.in_reply_to,
@@ -22,12 +23,12 @@ _OUTBOX_COLUMNS = """outbox.id, outbox.thread_id, outbox.message_id, outbox.in_r
 
 def add_outbox(conn: sqlite3.Connection, *, thread_id: int, message_id: str,
                in_reply_to: str | None, to_address: str, subject: str, body: str,
-               raw: bytes) -> int:
+               raw: bytes, status: str = "pending") -> int:
     cursor = conn.execute(
         """INSERT INTO outbox (thread_id, message_id, in_reply_to, to_address, subject, body,
                                raw, status, attempts, created_at, saved_to_sent)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, 0)""",
-        (thread_id, message_id, in_reply_to, to_address, subject, body, raw, now()),
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0)""",
+        (thread_id, message_id, in_reply_to, to_address, subject, body, raw, status, now()),
     )
     return int(cursor.lastrowid or 0)
 
@@ -102,6 +103,8 @@ def delete_outbox_entry(conn: sqlite3.Connection, entry_id: int) -> None:
 
 def replace_outbox_answer(conn: sqlite3.Connection, entry_id: int, body: str,
                           raw: bytes) -> None:
-    """An edited answer: new text and bytes, waiting to be sent as if never tried."""
-    conn.execute("UPDATE outbox SET body = ?, raw = ?, status = 'pending', last_error = NULL "
+    """An edited answer: new text and bytes, waiting to be sent as if never tried (a draft
+    stays a draft: editing it sends nothing)."""
+    conn.execute("UPDATE outbox SET body = ?, raw = ?, last_error = NULL, "
+                 "status = CASE WHEN status = 'draft' THEN 'draft' ELSE 'pending' END "
                  "WHERE id = ?", (body, raw, entry_id))

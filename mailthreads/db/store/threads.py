@@ -180,6 +180,8 @@ class Thread(NamedTuple):
     possibly_same_as: int | None  # a correspondent this one may be (awaiting the author)
     possibly_same_as_name: str | None
     possibly_same_as_address: str | None
+    consent: str | None  # None (never asked), asked, granted, revoked: may it be published?
+    consent_at: str | None
     correspondent_id: int
     post_id: int
 
@@ -196,7 +198,8 @@ _THREAD_COLUMNS = """
       AS possibly_same_as_name,
     (SELECT address FROM correspondent_addresses
       WHERE correspondent_id = threads.possibly_same_as ORDER BY created_at, address LIMIT 1)
-      AS possibly_same_as_address
+      AS possibly_same_as_address,
+    threads.consent, threads.consent_at
 """
 
 
