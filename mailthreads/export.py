@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .localtime import absolute
+
 if TYPE_CHECKING:
     from .db.store import MessageRow, Thread
 
@@ -68,28 +70,13 @@ def _said(message: MessageRow, options: Options) -> Said:
         who=who,
         address=message.from_address if options.addresses else None,
         date=message.date,
-        local_date=local_time(message.date),
+        local_date=absolute(message.date) if message.date else "(no date)",
         outgoing=outgoing,
         text=(message.visible_text or "").strip("\n"),
         quoted=quoted if options.quotes else "",
         quoted_lines=quoted.count("\n") + 1 if quoted else 0,
         signature=(message.signature or "").strip("\n") if options.signatures else "",
     )
-
-
-def local_time(stored: str | None) -> str:
-    """'Sun 1 Nov 2026 10:00 CET': a stored UTC date in the local time zone (honours TZ).
-
-    The same words as ``show`` on main (``localtime.absolute``, which this branch predates:
-    once merged, this is that function)."""
-    if not stored:
-        return "(no date)"
-    try:
-        moment = datetime.fromisoformat(stored).astimezone()
-    except ValueError:
-        return stored
-    zone = moment.strftime("%Z") or moment.strftime("%z")
-    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M} {zone}"
 
 
 # Markdown -----------------------------------------------------------------------------------
