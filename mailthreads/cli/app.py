@@ -60,7 +60,15 @@ class App:
         return open_database(self.database_path, durable=durable, create=create)
 
     def reader(self) -> sqlite3.Connection:
-        """A read connection; never creates the database."""
-        from ..db import connect_read_only
+        """The quick connection for reading; never creates the database."""
+        from ..db import connect
 
-        return connect_read_only(self.database_path)
+        return connect(self.database_path)
+
+    def quick_writer(self) -> sqlite3.Connection:
+        """The quick connection for the small writes of the everyday commands (archive, mark
+        read or unread), which write inside ``db.transaction(conn, immediate=True)``; never
+        creates the database."""
+        from ..db import connect
+
+        return connect(self.database_path)

@@ -220,7 +220,9 @@ def show(app: App, thread_id: int, quotes: bool, as_json: bool, no_pager: bool,
         else:
             click.echo(text)
     if (mark_read or not (as_json or keep_unread)) and thread.unread:
-        with conn:
+        from ..db import transaction
+
+        with transaction(conn, immediate=True):  # the quick connection's one small write
             store.mark_thread_read(conn, thread_id)
 
 
@@ -281,10 +283,10 @@ def render_thread(thread: Thread, messages: list[MessageRow], *, quotes: bool,
 
 
 def _set_archived(app: App, thread_ids: tuple[int, ...], archived: bool) -> None:
-    from ..db import store
+    from ..db import store, transaction
 
-    conn = app.reader()
-    with conn:
+    conn = app.quick_writer()
+    with transaction(conn, immediate=True):
         for thread_id in thread_ids:
             try:
                 store.set_archived(conn, thread_id, archived)

@@ -109,17 +109,17 @@ def next_thread(ctx: click.Context, newest: bool) -> None:
         mailthreads next
         mailthreads next --newest
     """
-    from ..db import store
+    from ..db import store, transaction
     from .answer import reply
 
     app: App = ctx.obj
-    conn = app.reader()
+    conn = app.quick_writer()
     done: list[int] = []  # seen in this run, whatever was decided: never shown twice
     tally: Counter[str] = Counter()
     while (thread_id := store.next_thread_to_answer(conn, newest=newest, skip=done)) is not None:
         done.append(thread_id)
         click.echo(thread_text(app, conn, thread_id))
-        with conn:
+        with transaction(conn, immediate=True):
             store.mark_thread_read(conn, thread_id)
         action = _ask()
         if action == "quit":
@@ -225,10 +225,10 @@ def mark_unread(app: App, thread_ids: tuple[int, ...]) -> None:
     Example:
         mailthreads mark-unread 3
     """
-    from ..db import store
+    from ..db import store, transaction
 
-    conn = app.reader()
-    with conn:
+    conn = app.quick_writer()
+    with transaction(conn, immediate=True):
         for thread_id in thread_ids:
             try:
                 if not store.mark_thread_unread(conn, thread_id):

@@ -1,7 +1,7 @@
 """Open the database: WAL, a busy timeout, foreign keys, and the schema brought up to date.
 
 Two ways in. ``open_database`` is for writers: it imports sqlite-utils and applies migrations.
-``connect_read_only`` is for the quick read commands (``threads``, ``show``): plain sqlite3 and a
+``connect`` is for the quick read commands (``threads``, ``show``): plain sqlite3 and a
 ``PRAGMA user_version`` check, so they start fast; it falls back to ``open_database`` when the
 schema needs work.
 
@@ -185,8 +185,10 @@ def open_database(path: Path | str, *, durable: bool = True, create: bool = True
     return db
 
 
-def connect_read_only(path: Path | str) -> sqlite3.Connection:
-    """A plain sqlite3 connection for the read path; rows come back as ``sqlite3.Row``.
+def connect(path: Path | str) -> sqlite3.Connection:
+    """The quick connection: plain sqlite3 (no sqlite-utils import), rows as ``sqlite3.Row``,
+    for the commands people run all day: their reads, and their small writes (archive, mark
+    read), each in a ``transaction``. Migrations, when due, go through ``open_database``.
 
     It never creates a database: a missing one raises ``DatabaseMissing``.
     """

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import connect_read_only
+from . import connect
 
 PAUSE_SECONDS = 0.005
 
@@ -60,7 +60,7 @@ def backup_database(source: Path, target: Path, *, pages: int = 1000,
 
 
 def _copy(source: Path, temporary: Path, pages: int, pause: float) -> int:
-    conn = connect_read_only(source)
+    conn = connect(source)
     copy = sqlite3.connect(temporary)
     try:
         conn.execute("BEGIN")

@@ -1,7 +1,7 @@
 """Every query and every write. The only package with SQL in it, one module per table or
 aggregate; every public function is re-exported here, so callers write ``store.name``.
 
-Functions take a ``sqlite3.Connection`` (``Database.conn`` for writers, ``db.connect_read_only``
+Functions take a ``sqlite3.Connection`` (``Database.conn`` for writers, ``db.connect``
 for the quick read path). Writers do not commit: the caller owns the transaction, so that one
 message's rows land together, or a batch of messages shares one commit.
 """

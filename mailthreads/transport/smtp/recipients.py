@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...config import Config
-from ...db import connect_read_only, store
+from ...db import connect, store
 from ...ingest import thread_for_token
 from ...mail.routing import ReplyAddress, is_own_domain, parse_reply_address
 
@@ -68,7 +68,7 @@ class Lookups:
 
     def __init__(self, database_path: Path):
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mailthreads-lookup")
-        self._conn = self._thread.submit(connect_read_only, database_path).result()
+        self._conn = self._thread.submit(connect, database_path).result()
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """``function(connection, *args)`` on the lookup thread."""
