@@ -39,6 +39,7 @@ COMMANDS = {
     "reply": "answer:reply",
     "outbox": "answer:outbox",
     "correspondents": "correspondents:correspondents",
+    "forget": "privacy:forget",
 }
 
 

