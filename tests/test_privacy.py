@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,91 @@ def test_forget_leaves_nothing_of_the_person_on_disk(env):
     assert HER_WORD.encode() not in database_bytes(env)
     assert "nothing is stored for nobody@example.com" in run(
         "forget", "nobody@example.com", "--yes", code=1)
+
+
+# [notify] command: through a real serve ------------------------------------------------------
+
+NOTIFY_SCRIPT = """import pathlib, sys
+here = pathlib.Path(sys.argv[1])
+if (here / "fail").exists():
+    sys.stderr.write("cannot reach the phone\\n")
+    sys.exit(3)
+with open(here / "notified.jsonl", "a", encoding="utf-8") as out:
+    out.write(sys.stdin.read().replace("\\n", " ") + "\\n")
+"""
+
+
+def live_reply(sender: str, message_id: str, body: str) -> bytes:
+    """A reply written just now (old mail found late is not news)."""
+    from mailfactory import _BASE
+
+    return message(sender=sender, message_id=message_id, body=body,
+                   minutes=int((datetime.now(UTC) - _BASE).total_seconds() // 60))
+
+
+def notified(root: Path) -> list[dict]:
+    path = root / "notified.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_notify_runs_once_per_live_reply_after_filing_and_retries_a_failure(env):
+    from smtp_support import Serve, query, wait_for, write_config
+
+    script = env / "notify.py"
+    script.write_text(NOTIFY_SCRIPT)
+    config = write_config(env, extra=f'\n[notify]\ncommand = "{sys.executable} {script} {env}"'
+                                     "\ntimeout = 20\n")
+    database = env / "mail.db"
+    (env / "fail").write_text("")
+    with Serve(database, config).start() as serve:
+        send(serve.port, live_reply("Ann <ann@example.com>", "<n1@example.com>",
+                                    "First, while the phone is off.\n"))
+        # Filed at once; the command failed, was logged, and waits for a retry.
+        wait_for(lambda: query(database, "SELECT attempts, last_error FROM notifications "
+                                         "WHERE attempts > 0"), "a failed notification")
+        [(status, attempts, error, retry_at)] = query(
+            database, "SELECT command_status, attempts, last_error, next_attempt_at "
+                      "FROM notifications")
+        assert (status, attempts) == ("pending", 1) and "exit status 3" in error
+        assert "cannot reach the phone" in error and retry_at
+        assert query(database, "SELECT COUNT(*) FROM messages")[0][0] == 1
+        assert "notify command failed" in serve.log()
+
+        (env / "fail").unlink()
+        # Time passes (the retry is due); the next reply wakes the runner, which runs both.
+        conn = sqlite3.connect(database)
+        with conn:
+            conn.execute("UPDATE notifications SET next_attempt_at = '2000-01-01T00:00:00Z'")
+        conn.close()
+        send(serve.port, live_reply("Bea <bea@example.com>", "<n2@example.com>",
+                                    "Second, with the phone on.\n"))
+        wait_for(lambda: len(notified(env)) == 2, "two notifications")
+
+        # A bulk ingest never notifies; old mail arriving late neither.
+        ingest(env, live_reply("Cy <cy@example.com>", "<n3@example.com>", "Imported.\n"))
+        send(serve.port, message(sender="Dee <dee@example.com>", message_id="<old@example.com>",
+                                 body="Written long ago.\n"))
+        send(serve.port, live_reply("Eve <eve@example.com>", "<n4@example.com>", "Third.\n"))
+        wait_for(lambda: query(database, "SELECT COUNT(*) FROM notifications "
+                                         "WHERE command_status = 'done'")[0][0] == 3,
+                 "the third notification")
+    lines = notified(env)
+    assert [line["from"] for line in lines] == ["ann@example.com", "bea@example.com",
+                                                 "eve@example.com"]
+    first = lines[0]
+    assert first["visible_text"] == "First, while the phone is off."
+    assert first["post"] == "why-i-blog" and first["subject"] == "Re: Why I blog"
+    assert first["from_name"] == "Ann" and first["received_at"].endswith("Z")
+    assert first["thread"] == query(database, "SELECT thread_id FROM messages "
+                                              "WHERE message_id = 'n1@example.com'")[0][0]
+    assert query(database, "SELECT command_status, COUNT(*) FROM notifications "
+                           "GROUP BY command_status") == [("done", 3)]
+
+
+def send(port: int, raw: bytes) -> None:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("sender@example.com", ["reply+why-i-blog@blog.example"], raw)

@@ -14,6 +14,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import SLUG_PATTERN, Config
@@ -563,6 +564,20 @@ def analyze_or_reason(raw: bytes, config: Config, envelope_sender: str | None) -
         return f"could not analyse the message: {type(error).__name__}: {error}"
 
 
+# A reply written longer ago than this is old mail found late (a first poll of a full
+# mailbox, a rescan), not news: it is filed without a notification.
+NEWS_MAX_AGE = timedelta(days=2)
+
+
+def _news_for_the_author(context: Context, decided: Plan, analysis: Analysis,
+                         received_at: str) -> bool:
+    """A new human reply that came in live (SMTP or IMAP; never a bulk ``ingest``)."""
+    written = datetime.fromisoformat(analysis.date or received_at)
+    return (context.source in ("smtp", "imap") and decided.direction == "in"
+            and analysis.kind == "reply"
+            and written >= datetime.fromisoformat(received_at) - NEWS_MAX_AGE)
+
+
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
            sha256: str) -> int | None:
     if decided.create_post:
@@ -608,6 +623,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         identity_sha256=analysis.identity_sha256,
         is_read=is_read,
     ), received_at)
+    if _news_for_the_author(context, decided, analysis, received_at):
+        store.queue_notification(conn, row_id)  # [notify] and digest: outgoing/notify.py
     for attachment in analysis.attachments:
         store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
                              attachment.content, sha256_of(attachment.content))

@@ -57,6 +57,7 @@ from .messages import (
     undelivered_answers,
 )
 from .notifications import (
+    claim_notification,
     due_notifications,
     finish_notification,
     next_notification_attempt,
@@ -145,6 +146,7 @@ __all__ = [
     "Forgettable",
     "forget_person",
     "forgettable",
+    "claim_notification",
     "due_notifications",
     "finish_notification",
     "next_notification_attempt",

@@ -41,6 +41,17 @@ def next_notification_attempt(conn: sqlite3.Connection) -> str | None:
     return row[0]
 
 
+def claim_notification(conn: sqlite3.Connection, notification_id: int, moment: str,
+                       lease_until: str) -> bool:
+    """Take a due notification for one run: nobody else runs it before ``lease_until`` (and
+    if this process dies mid-run, it is due again then). False if another process has it."""
+    return conn.execute(
+        """UPDATE notifications SET next_attempt_at = ?
+           WHERE id = ? AND command_status = 'pending'
+             AND (next_attempt_at IS NULL OR next_attempt_at <= ?)""",
+        (lease_until, notification_id, moment)).rowcount == 1
+
+
 def finish_notification(conn: sqlite3.Connection, notification_id: int, *,
                         error: str | None = None, retry_at: str | None = None) -> None:
     """Record one run of the command: done (no ``error``), to retry at ``retry_at``, or

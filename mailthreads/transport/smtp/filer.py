@@ -33,6 +33,7 @@ from ...config import Config
 from ...db import store
 from ...ingest import Context, Envelope, Outcome, Pipeline
 from ...mail.analysis import Analysis
+from ...outgoing.notify import Runner
 from .commit import WriteTurn
 from .log import LOGGER, configure, fields
 
@@ -66,11 +67,13 @@ class Filer:
 
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  turn: WriteTurn | None = None, *,
-                 should_stop: Callable[[], bool] = lambda: False):
+                 should_stop: Callable[[], bool] = lambda: False,
+                 after_commit: Callable[[], None] = lambda: None):
         self.conn = conn
         self.pipeline = Pipeline(conn, config)
         self.turn = turn
         self.should_stop = should_stop
+        self.after_commit = after_commit  # wakes the [notify] runner
 
     def file_pending(self) -> None:
         """File until nothing is pending, or until ``should_stop()`` (asked between messages)."""
@@ -141,6 +144,7 @@ class Filer:
 
     def _commit(self, done: list[tuple[_Job, Outcome]]) -> None:
         self.conn.commit()
+        self.after_commit()
         for job, outcome in done:
             delivery = job.delivery
             log.info("filed %s", fields(
@@ -256,7 +260,10 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     # synchronous=NORMAL: a filing lost to a power cut leaves its delivery pending, and it is
     # simply filed again; the listener's own commits stay FULL.
     database = open_database(database_path, durable=False)
-    filer = Filer(database.conn, config, turn, should_stop=control.should_stop)
+    # [notify] commands run in a thread of their own, after the commits: never in filing.
+    notifier = Runner(database_path, config.notify).start()
+    filer = Filer(database.conn, config, turn, should_stop=control.should_stop,
+                  after_commit=notifier.wake)
     while True:
         try:
             filer.file_pending()
@@ -272,6 +279,7 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
             control.drain()
     if store.pending_deliveries(database.conn, 1):
         log.info("stopping with deliveries still pending: they are filed at the next start")
+    notifier.stop()
     database.conn.close()
 
 
