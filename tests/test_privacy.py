@@ -237,3 +237,64 @@ def send(port: int, raw: bytes) -> None:
 
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.sendmail("sender@example.com", ["reply+why-i-blog@blog.example"], raw)
+
+
+# digest: through a real relay ----------------------------------------------------------------
+
+
+def test_digest_mails_new_replies_once_and_nothing_when_nothing_is_new(env, monkeypatch):
+    from email import message_from_bytes, policy
+
+    from relay_support import PASSWORD, running_relay
+    from smtp_support import Serve, query, wait_for, write_config
+
+    with running_relay(env, security="starttls") as relay:
+        monkeypatch.setenv("RELAY_TEST_PASSWORD", PASSWORD)
+        monkeypatch.setenv("SSL_CERT_FILE", str(relay.cafile))
+        config = write_config(env, extra="\n[notify]\ndigest = true\n\n"
+                                         + relay.outgoing_toml())
+        monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
+        database = env / "mail.db"
+        with Serve(database, config).start() as serve:
+            send(serve.port, live_reply("Ann <ann@example.com>", "<d1@example.com>",
+                                        f"About the {HER_WORD} garden.\n"))
+            send(serve.port, live_reply("Bob <bob@example.com>", "<d2@example.com>",
+                                        "Nice post.\n"))
+            wait_for(lambda: query(database, "SELECT COUNT(*) FROM notifications")[0][0] == 2,
+                     "two filed replies")
+            ingest(env, live_reply("Cy <cy@example.com>", "<d3@example.com>", "Imported.\n"))
+
+            assert "Mailed 2 new replies to me@blog.example" in run("digest")
+            [mail] = relay.received
+            assert mail.rcpt_tos == ["me@blog.example"]
+            parsed = message_from_bytes(mail.content, policy=policy.default)
+            assert parsed["Subject"] == "mailthreads: 2 new replies in 2 discussions"
+            assert parsed["Auto-Submitted"] == "auto-generated"
+            body = parsed.get_content()
+            assert f"About the {HER_WORD} garden." in body and "Nice post." in body
+            assert "Imported." not in body  # a bulk ingest is not news
+            assert "Ann <ann@example.com>" in body
+
+            # Nothing new: nothing sent.
+            assert "nothing sent" in run("digest")
+            assert len(relay.received) == 1
+
+            # The relay is down: exit 75, nothing recorded; the next run sends the same reply.
+            send(serve.port, live_reply("Ann <ann@example.com>", "<d4@example.com>",
+                                        "A second thought.\n"))
+            wait_for(lambda: query(database, "SELECT COUNT(*) FROM notifications")[0][0] == 3,
+                     "the third reply")
+        relay.stop()
+        run("digest", code=75)
+        relay.start()
+        assert "Mailed 1 new replies" in run("digest")
+        body = message_from_bytes(relay.received[-1].content, policy=policy.default) \
+            .get_content()
+        assert "A second thought." in body and "Nice post." not in body
+        assert query(database, "SELECT replies FROM digests ORDER BY id") == [(2,), (1,)]
+
+
+def test_digest_needs_its_settings(env):
+    ingest(env, message())
+    assert "no [notify] digest in the config" in run("digest", code=1)
+    assert "nothing sent" in run("digest", "--dry-run")

@@ -40,6 +40,7 @@ COMMANDS = {
     "outbox": "answer:outbox",
     "correspondents": "correspondents:correspondents",
     "forget": "privacy:forget",
+    "digest": "privacy:digest",
 }
 
 

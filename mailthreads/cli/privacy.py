@@ -85,3 +85,42 @@ def _describe(found: Forgettable, as_json: bool, verb: str, *, err: bool) -> Non
                        ("other deliveries", found.deliveries)):
         if ids:
             echo(f"  {label}: {', '.join(map(str, ids))}", multiline=False, err=err)
+
+
+@click.command(name="digest")
+@click.option("--dry-run", is_flag=True, help="Print the digest instead of mailing it")
+@click.pass_obj
+def digest(app: App, dry_run: bool) -> None:
+    """Mail yourself the replies that arrived since the last digest (for cron).
+
+    Lists each new reply that came by SMTP or IMAP, grouped by discussion, with its visible
+    text, and sends it to [notify] digest through the [outgoing] relay. Nothing is listed
+    twice, and nothing is sent when nothing is new. A relay that is down (exit 75) costs
+    nothing: the next run sends the same replies.
+
+    \b
+    Examples:
+        mailthreads digest
+        mailthreads digest --dry-run
+        # crontab: every morning at 7
+        0 7 * * * mailthreads digest
+    """
+    from ..lock import hold, lock_path_for
+    from ..outgoing import digest as digests
+
+    config = app.config
+    found = digests.problems(config)
+    if found and not dry_run:
+        raise click.ClickException(found[0])
+    conn = app.database().conn
+    with hold(lock_path_for(app.database_path, "digest"), "mailthreads digest"):
+        replies = digests.pending(conn)
+        if not replies:
+            click.echo("No new replies since the last digest: nothing sent.")
+            return
+        if dry_run:
+            echo(digests.text(replies))
+            return
+        sent = digests.send(conn, config, replies)
+    click.echo(f"Mailed {len(replies)} new replies to {config.notify.digest} "
+               f"(relay {sent.relay}: {sent.response}).")
