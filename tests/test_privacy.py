@@ -230,6 +230,9 @@ def test_notify_runs_once_per_live_reply_after_filing_and_retries_a_failure(env)
                                               "WHERE message_id = 'n1@example.com'")[0][0]
     assert query(database, "SELECT command_status, COUNT(*) FROM notifications "
                            "GROUP BY command_status") == [("done", 3)]
+    # Forgetting a person takes their queued notifications with their messages.
+    run("forget", "ann@example.com", "--yes")
+    assert query(database, "SELECT COUNT(*) FROM notifications")[0][0] == 2
 
 
 def send(port: int, raw: bytes) -> None:
