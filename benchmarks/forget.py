@@ -4,7 +4,7 @@
 
 Builds a maildir of --count messages (benchmarks/make_maildir.py), ingests it into a fresh
 database once (kept in --work for later runs), then forgets, each on a fresh copy of that
-database, the correspondent with the most messages and one with a single message, and prints
+database, the correspondent with the most messages and one with the fewest, and prints
 the seconds `forget --yes --json` reports (the transaction, the full-text merge and the WAL
 checkpoint) and the wall time of the whole command.
 """
@@ -54,14 +54,16 @@ def candidates(database: Path) -> list[tuple[str, int]]:
                   SUM(message_count) AS messages
            FROM threads GROUP BY correspondent_id ORDER BY messages DESC""").fetchall()
     conn.close()
-    return [rows[0], next(row for row in rows if row[1] == 1)]
+    return [rows[0], rows[-1]]  # the most messages, and the fewest
 
 
 def forget_once(source: Path, work: Path, address: str) -> tuple[dict, float]:
     copy = work / "forget.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{copy}{suffix}").unlink(missing_ok=True)
-    shutil.copy(source, copy)
+    for suffix in ("", "-wal"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy(f"{source}{suffix}", f"{copy}{suffix}")
     started = time.monotonic()
     result = json.loads(mailthreads(copy, "forget", address, "--yes", "--json"))
     return result, time.monotonic() - started

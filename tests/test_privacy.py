@@ -8,62 +8,23 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+import test_triage
 from mailfactory import message
+from test_triage import database_bytes, ingest, run, run_json, thread_of
 
-from mailthreads.cli import cli
+# A config for blog.example, author me@blog.example, and the database mail.db.
+env = test_triage.env
 
-CONFIG = """[addresses]
-domain = "blog.example"
-secret = "privacy-test-secret-abcdefghijklmnop"
 
-[author]
-name = "Author"
-addresses = ["me@blog.example"]
-"""
 # Words that occur nowhere but in what is to be forgotten.
 HER_WORD = "zanzibarquokka"
 QUOTED_WORD = "marmalisk"  # in her reply, quoted by the author's answer
 SECOND_ADDRESS_WORD = "fjordwombat"  # from her second address, merged into her
 QUARANTINED_WORD = "quillobrack"  # in mail of hers that could not be filed
 HIS_WORD = "keepsakeotter"  # someone else's, which stays
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.setenv("MAILTHREADS_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("MAILTHREADS_DB", str(tmp_path / "mail.db"))
-    monkeypatch.delenv("MAILTHREADS_SECRET", raising=False)
-    return tmp_path
-
-
-def run(*args: str, input: str | None = None, code: int = 0) -> str:
-    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result.output
-
-
-def run_json(*args: str):
-    return json.loads(run(*args, "--json"))
-
-
-def ingest(root: Path, *raws: bytes) -> None:
-    for number, raw in enumerate(raws):
-        path = root / f"in-{time.monotonic_ns()}-{number}.eml"
-        path.write_bytes(raw)
-        run("ingest", str(path))
-        path.unlink()  # only the database may hold the words
-
-
-def database_bytes(root: Path) -> bytes:
-    return b"".join(path.read_bytes() for path in root.glob("mail.db*"))
 
 
 def vocabulary(root: Path) -> set[str]:
@@ -73,11 +34,6 @@ def vocabulary(root: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT term FROM temp.v")}
     finally:
         conn.close()
-
-
-def thread_of(address: str) -> int:
-    return next(row["id"] for row in run_json("threads", "--all")
-                if row["correspondent_address"] == address)
 
 
 def her_mail() -> dict[str, bytes]:
