@@ -337,6 +337,10 @@ def m006_privacy(db: Database) -> None:
                "WHERE command_status = 'pending'")
     db.execute("CREATE INDEX idx_notifications_undigested ON notifications (id) "
                "WHERE digest_id IS NULL")
+    # Deleting for good (forget, threads delete --purge) asks, per message, whether another
+    # message or delivery still uses its raw bytes: without these, one scan of the table each.
+    db["messages"].create_index(["raw_sha256"])
+    db["deliveries"].create_index(["raw_sha256"])
     # 'forget ADDRESS' keeps the correspondent's row (tokens sign its id, and an id must never
     # name someone new) but blanks its name and marks it forgotten.
     db.execute("ALTER TABLE correspondents ADD COLUMN forgotten_at TEXT")
