@@ -172,9 +172,11 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
     signal.signal(signal.SIGINT, stop)
     if not quiet:
         log(f"watching {len(accounts)} account(s); stop with Ctrl-C or SIGTERM")
-    notifier = Runner(app.database_path, config.notify).start()  # every CHECK_SECONDS
+    notifier = Runner(app.database_path, config.notify).start() if config.notify.command \
+        else None  # looks every CHECK_SECONDS
     watch(app.database_path, config, accounts, shared)
-    notifier.stop()
+    if notifier:
+        notifier.stop()
     if stopped_by and not quiet:
         filed = committed_counts(store.delivery_counts_since(app.reader(), before))
         log(f"stopped ({stopped_by[0]}): {filed} while watching")

@@ -320,7 +320,8 @@ def m006_privacy(db: Database) -> None:
             "id": int,
             "message_id": int,  # messages.id of the reply
             "created_at": str,
-            "command_status": str,  # pending, done, failed (gave up), skipped (no command)
+            # pending, done, failed (gave up), expired (a day old before any command ran)
+            "command_status": str,
             "attempts": int,
             "last_error": str,
             "next_attempt_at": str,  # ISO 8601 UTC: a failed command is tried again after this

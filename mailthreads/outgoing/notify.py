@@ -26,7 +26,8 @@ from ..timestamps import iso
 
 log = logging.getLogger("mailthreads.notify")
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 8  # 1, 2, 4... minutes apart: about two hours in all
+MAX_AGE_SECONDS = 24 * 3600.0
 FIRST_RETRY_SECONDS = 60.0
 LONGEST_RETRY_SECONDS = 3600.0
 # A runner thread also looks for due retries this often without being woken.
@@ -43,13 +44,13 @@ def description(row: dict[str, Any]) -> dict[str, Any]:
 
 def run_due(conn: sqlite3.Connection, notify: Notify) -> int:
     """Run the command for every notification due now; each result is committed on its own.
-    Returns how many runs succeeded. With no command, pending notifications are settled unrun
-    (a command configured later must not fire for old replies)."""
+    Returns how many runs succeeded. Notifications queued more than ``MAX_AGE_SECONDS`` ago
+    (while no command was configured, say) are settled unrun: old news."""
     if not notify.command:
-        if store.next_notification_attempt(conn) is not None:
-            with conn:
-                store.skip_notifications(conn)
         return 0
+    if store.next_notification_attempt(conn) is not None:  # something is pending
+        with conn:
+            store.expire_notifications(conn, _at(-MAX_AGE_SECONDS))
     succeeded = 0
     while rows := store.due_notifications(conn, _at(0), BATCH):
         for row in rows:

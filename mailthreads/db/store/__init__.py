@@ -59,11 +59,11 @@ from .messages import (
 from .notifications import (
     claim_notification,
     due_notifications,
+    expire_notifications,
     finish_notification,
     next_notification_attempt,
     queue_notification,
     record_digest,
-    skip_notifications,
     undigested_replies,
 )
 from .outbox import (
@@ -152,7 +152,7 @@ __all__ = [
     "next_notification_attempt",
     "queue_notification",
     "record_digest",
-    "skip_notifications",
+    "expire_notifications",
     "undigested_replies",
     "attachments_of",
     "attachment_contents",

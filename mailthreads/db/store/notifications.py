@@ -65,11 +65,12 @@ def finish_notification(conn: sqlite3.Connection, notification_id: int, *,
         (status, error, retry_at, status, now(), notification_id))
 
 
-def skip_notifications(conn: sqlite3.Connection) -> int:
-    """With no [notify] command, pending notifications are settled unrun, so that a command
-    configured later does not fire for old replies."""
-    return conn.execute("UPDATE notifications SET command_status = 'skipped' "
-                        "WHERE command_status = 'pending'").rowcount
+def expire_notifications(conn: sqlite3.Connection, before: str) -> int:
+    """Pending notifications queued before ``before`` are settled unrun: a [notify] command
+    configured (or fixed) today must not fire for the replies of last month."""
+    return conn.execute("UPDATE notifications SET command_status = 'expired' "
+                        "WHERE command_status = 'pending' AND created_at < ?",
+                        (before,)).rowcount
 
 
 def undigested_replies(conn: sqlite3.Connection) -> list[dict[str, Any]]:

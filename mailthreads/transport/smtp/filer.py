@@ -144,7 +144,6 @@ class Filer:
 
     def _commit(self, done: list[tuple[_Job, Outcome]]) -> None:
         self.conn.commit()
-        self.after_commit()
         for job, outcome in done:
             delivery = job.delivery
             log.info("filed %s", fields(
@@ -156,6 +155,7 @@ class Filer:
                 message_id=f"<{outcome.message_id}>" if outcome.message_id else None,
                 reason=outcome.reasons[-1] if outcome.status == "quarantined" else None))
         done.clear()
+        self.after_commit()
 
     def _give_up(self, job: _Job) -> None:
         """A message that breaks filing itself (a bug) is quarantined, not retried forever."""
@@ -261,9 +261,9 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     # simply filed again; the listener's own commits stay FULL.
     database = open_database(database_path, durable=False)
     # [notify] commands run in a thread of their own, after the commits: never in filing.
-    notifier = Runner(database_path, config.notify).start()
+    notifier = Runner(database_path, config.notify).start() if config.notify.command else None
     filer = Filer(database.conn, config, turn, should_stop=control.should_stop,
-                  after_commit=notifier.wake)
+                  after_commit=notifier.wake if notifier else lambda: None)
     while True:
         try:
             filer.file_pending()
@@ -279,7 +279,8 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
             control.drain()
     if store.pending_deliveries(database.conn, 1):
         log.info("stopping with deliveries still pending: they are filed at the next start")
-    notifier.stop()
+    if notifier:
+        notifier.stop()
     database.conn.close()
 
 
