@@ -96,6 +96,16 @@ class Outgoing(NamedTuple):
     retry_window_hours: float = 24.0
 
 
+class Notify(NamedTuple):
+    # Run (through the shell) once per new human reply that came by SMTP or IMAP, with a JSON
+    # description on standard input; after the filing commit, never inside it.
+    command: str | None = None
+    timeout: float = 30.0  # seconds per run; past it the run counts as failed (retried)
+    # Where 'mailthreads digest' mails the new replies: an address, or the first [author]
+    # address when the config says ``digest = true``. None: no digest.
+    digest: str | None = None
+
+
 class Config(NamedTuple):
     path: Path | None = None
     database: Path | None = None
@@ -106,6 +116,7 @@ class Config(NamedTuple):
     listener: Listener = Listener()
     imap: tuple[ImapAccount, ...] = ()
     outgoing: Outgoing | None = None
+    notify: Notify = Notify()
 
     @property
     def secret(self) -> str | None:
@@ -151,7 +162,7 @@ def load(path: Path | str | None, *, required: bool = False) -> Config:
 def parse(data: dict[str, Any], path: Path) -> Config:
     reader = _Reader(path)
     known_tables = {"database", "addresses", "author", "posts", "limits", "listener", "imap",
-                    "outgoing"}
+                    "outgoing", "notify"}
     for key in data:
         if key not in known_tables:
             reader.problem(key, "unknown section; expected one of "
@@ -174,6 +185,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     listener = _listener(reader, reader.table(data, "listener"))
     imap = _imap_accounts(reader, data.get("imap", []))
     outgoing = _outgoing(reader, data["outgoing"]) if "outgoing" in data else None
+    notify = _notify(reader, reader.table(data, "notify"), author)
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -186,6 +198,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         listener=listener,
         imap=imap,
         outgoing=outgoing,
+        notify=notify,
     )
 
 
@@ -356,6 +369,31 @@ def _outgoing(reader: _Reader, table: Any) -> Outgoing | None:
         retry_window_hours=reader.positive_number(table, section, "retry_window_hours",
                                                   defaults.retry_window_hours),
     )
+
+
+def _notify(reader: _Reader, table: dict[str, Any], author: Author) -> Notify:
+    section = "notify"
+    defaults = Notify()
+    reader.only(table, section, set(defaults._fields))
+    command = reader.string(table, section, "command")
+    if command is not None and not command.strip():
+        reader.problem(f"{section}.command", "is empty: remove it, or name a command to run")
+        command = None
+    digest = table.get("digest")
+    if digest is True:
+        digest = author.addresses[0] if author.addresses else None
+        if digest is None:
+            reader.problem(f"{section}.digest", "is true but [author] addresses is empty: "
+                           "give the address to mail the digest to")
+    elif digest is False:
+        digest = None
+    elif digest is not None and not (isinstance(digest, str) and _ADDRESS_PATTERN.match(digest)):
+        reader.problem(f"{section}.digest", f"must be true, false or an email address, "
+                       f"not {digest!r}")
+        digest = None
+    return Notify(command=command,
+                  timeout=reader.positive_number(table, section, "timeout", defaults.timeout),
+                  digest=digest)
 
 
 def _one_password_source(reader: _Reader, table: dict[str, Any], section: str) -> None:

@@ -43,6 +43,8 @@ COMMANDS = {
     "export": "publish:export",
     "consent": "publish:consent",
     "backup": "publish:backup",
+    "forget": "privacy:forget",
+    "digest": "privacy:digest",
 }
 
 

@@ -102,6 +102,7 @@ def _summary(report: FolderReport, account: ImapAccount) -> str:
 
 def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | None) -> int:
     from ..db import store
+    from ..outgoing.notify import run_due
     from ..transport.imap.poll import poll_accounts
 
     config = app.config
@@ -121,6 +122,8 @@ def _once(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | N
         filed = committed_counts(store.delivery_counts_since(database.conn, before))
         click.echo(f"Interrupted: {filed}; the next poll continues from there.", err=True)
         raise click.exceptions.Exit(EX_INTERRUPTED) from None
+    # After the batches' commits: a [notify] command never holds up filing.
+    run_due(database.conn, config.notify)
     database.conn.close()
     if not quiet:
         for note in result.notes:
@@ -140,6 +143,7 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
     import threading
 
     from ..db import store
+    from ..outgoing.notify import Runner
     from ..transport.imap.watch import Watch, watch
 
     config = app.config
@@ -168,7 +172,11 @@ def _watch(app: App, accounts: list[ImapAccount], quiet: bool, rescan: Rescan | 
     signal.signal(signal.SIGINT, stop)
     if not quiet:
         log(f"watching {len(accounts)} account(s); stop with Ctrl-C or SIGTERM")
+    notifier = Runner(app.database_path, config.notify).start() if config.notify.command \
+        else None  # looks every CHECK_SECONDS
     watch(app.database_path, config, accounts, shared)
+    if notifier:
+        notifier.stop()
     if stopped_by and not quiet:
         filed = committed_counts(store.delivery_counts_since(app.reader(), before))
         log(f"stopped ({stopped_by[0]}): {filed} while watching")

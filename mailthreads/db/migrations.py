@@ -305,6 +305,54 @@ def m006_consent(db: Database) -> None:
     db["threads"].add_column("consent_at", str)
 
 
+@migrations()
+def m007_privacy(db: Database) -> None:
+    # New human replies that came by SMTP or IMAP, queued in the transaction that files them:
+    # the [notify] command runs for each after the commit (never inside it, so a slow or
+    # failing command never holds up filing), and 'mailthreads digest' mails them in batches.
+    # No copy of the text: the message row holds it, so forgetting the message forgets this.
+    db["digests"].create(
+        {
+            "id": int,
+            "sent_at": str,
+            "recipient": str,
+            "replies": int,  # how many replies it listed
+            "relay_response": str,  # the relay's answer to DATA
+        },
+        pk="id",
+        not_null={"sent_at", "replies"},
+    )
+    db["notifications"].create(
+        {
+            "id": int,
+            "message_id": int,  # messages.id of the reply
+            "created_at": str,
+            # pending, done, failed (gave up), expired (a day old before any command ran)
+            "command_status": str,
+            "attempts": int,
+            "last_error": str,
+            "next_attempt_at": str,  # ISO 8601 UTC: a failed command is tried again after this
+            "notified_at": str,
+            "digest_id": int,  # the digest that listed it; NULL until one did
+        },
+        pk="id",
+        not_null={"message_id", "created_at", "command_status", "attempts"},
+        defaults={"command_status": "pending", "attempts": 0},
+        foreign_keys=[("message_id", "messages", "id"), ("digest_id", "digests", "id")],
+    )
+    db["notifications"].create_index(["message_id"], unique=True)
+    db.execute("CREATE INDEX idx_notifications_pending ON notifications (next_attempt_at) "
+               "WHERE command_status = 'pending'")
+    db.execute("CREATE INDEX idx_notifications_undigested ON notifications (id) "
+               "WHERE digest_id IS NULL")
+    # Deleting for good (forget, threads delete --purge) asks, per message, whether another
+    # message or delivery still uses its raw bytes: without these, one scan of the table each.
+    db["messages"].create_index(["raw_sha256"])
+    db["deliveries"].create_index(["raw_sha256"])
+    # 'forget ADDRESS' keeps the correspondent's row (tokens sign its id, and an id must never
+    # name someone new) but blanks its name and marks it forgotten.
+    db.execute("ALTER TABLE correspondents ADD COLUMN forgotten_at TEXT")
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""

@@ -20,6 +20,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, fields
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .. import db
@@ -553,6 +554,20 @@ def deleted_before(conn: sqlite3.Connection, sha256: str, analysis: Analysed) ->
     return f"deleted with {tombstone['reason']} on {tombstone['created_at'][:10]}: not filed again"
 
 
+# A reply written longer ago than this is old mail found late (a first poll of a full
+# mailbox, a rescan), not news: it is filed without a notification.
+NEWS_MAX_AGE = timedelta(days=2)
+
+
+def _news_for_the_author(context: Context, decided: Plan, analysis: Analysis,
+                         received_at: str) -> bool:
+    """A new human reply that came in live (SMTP or IMAP; never a bulk ``ingest``)."""
+    written = datetime.fromisoformat(analysis.date or received_at)
+    return (context.source in ("smtp", "imap") and decided.direction == "in"
+            and analysis.kind == "reply"
+            and written >= datetime.fromisoformat(received_at) - NEWS_MAX_AGE)
+
+
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
            sha256: str) -> int | None:
     """Carry out ``decided``: make the post, correspondent and thread it asks for, then store
@@ -601,6 +616,8 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         identity_sha256=analysis.identity_sha256,
         is_read=is_read,
     ), received_at)
+    if _news_for_the_author(context, decided, analysis, received_at):
+        store.queue_notification(conn, row_id)  # [notify] and digest: outgoing/notify.py
     for attachment in analysis.attachments:
         store.add_attachment(conn, row_id, attachment.filename, attachment.content_type,
                              attachment.content, sha256_of(attachment.content))

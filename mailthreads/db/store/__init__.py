@@ -32,6 +32,11 @@ from .deletion import (
     thread_message_ids,
     wipe_deleted_content,
 )
+from .forgetting import (
+    Forgettable,
+    forget_person,
+    forgettable,
+)
 from .imap_checkpoints import (
     Checkpoint,
     imap_checkpoint,
@@ -55,6 +60,16 @@ from .messages import (
     thread_messages,
     thread_raw_messages,
     undelivered_answers,
+)
+from .notifications import (
+    claim_notification,
+    due_notifications,
+    expire_notifications,
+    finish_notification,
+    next_notification_attempt,
+    queue_notification,
+    record_digest,
+    undigested_replies,
 )
 from .outbox import (
     OUTBOX_RETRYABLE,
@@ -136,6 +151,17 @@ __all__ = [
     "CONSENT_STATES",
     "set_thread_consent",
     "thread_raw_messages",
+    "Forgettable",
+    "forget_person",
+    "forgettable",
+    "claim_notification",
+    "due_notifications",
+    "finish_notification",
+    "next_notification_attempt",
+    "queue_notification",
+    "record_digest",
+    "expire_notifications",
+    "undigested_replies",
     "attachments_of",
     "attachment_contents",
     "bounced_threads",

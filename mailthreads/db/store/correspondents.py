@@ -74,7 +74,8 @@ def list_correspondents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                   (SELECT COUNT(*) FROM threads WHERE correspondent_id = correspondents.id
                       AND message_count > 0) AS threads,
                   correspondents.created_at
-           FROM correspondents WHERE merged_into IS NULL ORDER BY correspondents.id"""
+           FROM correspondents WHERE merged_into IS NULL AND forgotten_at IS NULL
+           ORDER BY correspondents.id"""
     ))
     for row in rows:
         row["addresses"] = json.loads(row["addresses"])

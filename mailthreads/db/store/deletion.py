@@ -28,6 +28,7 @@ def delete_messages(conn: sqlite3.Connection, message_ids: Sequence[int], reason
         add_tombstone(conn, reason, raw_sha256=row["raw_sha256"],
                       identity_sha256=row["identity_sha256"])
         conn.execute("DELETE FROM attachments WHERE message_id = ?", (message_id,))
+        conn.execute("DELETE FROM notifications WHERE message_id = ?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         if purge:
             _forget_raw_if_unused(conn, row["raw_sha256"])

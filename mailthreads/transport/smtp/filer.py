@@ -32,6 +32,7 @@ from ... import db
 from ...config import Config
 from ...db import store
 from ...ingest.filer import Filed, Filer
+from ...outgoing.notify import Runner
 from .commit import WriteTurn
 from .log import LOGGER, configure, fields
 
@@ -141,9 +142,17 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     # synchronous=NORMAL: a filing lost to a power cut leaves its delivery pending, and it is
     # simply filed again; the listener's own commits stay FULL.
     database = db.open_database(database_path, durable=False)
+    # [notify] commands run in a thread of their own, after the commits: never in filing.
+    notifier = Runner(database_path, config.notify).start() if config.notify.command else None
+
+    def on_commit(filed: Filed) -> None:
+        _log_filed(filed)
+        if notifier:
+            notifier.wake()
+
     # The listener waits for the write lock (or holds it): the filer steps aside.
     filer = Filer(database.conn, config, yield_to=turn.claimed if turn else lambda: False,
-                  should_stop=control.should_stop, on_commit=_log_filed, logger=log)
+                  should_stop=control.should_stop, on_commit=on_commit, logger=log)
     while True:
         try:
             filer.file_pending()
@@ -159,6 +168,8 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
             control.drain()
     if store.pending_deliveries(database.conn, 1):
         log.info("stopping with deliveries still pending: they are filed at the next start")
+    if notifier:
+        notifier.stop()
     database.conn.close()
 
 
