@@ -39,6 +39,9 @@ COMMANDS = {
     "reply": "answer:reply",
     "outbox": "answer:outbox",
     "correspondents": "correspondents:correspondents",
+    "block": "blocks:block",
+    "unblock": "blocks:unblock",
+    "blocks": "blocks:blocks",
 }
 
 

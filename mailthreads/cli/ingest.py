@@ -184,6 +184,11 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "from": analysis.from_address,
             "subject": analysis.subject,
             "reasons": decided.reasons,
+            # who is trusted (mail.trust): the sender's decision, and the review class
+            "trust": None if decided.trust is None else {
+                "action": decided.trust.action, "reason": decided.trust.reason,
+                "flag": decided.trust.flag},
+            "review_class": decided.review_class,
             "visible_text": analysis.visible_text,
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
@@ -193,8 +198,12 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     if as_json:
         click.echo(dumps(result))
         return
-    for key in ("status", "message_id", "from", "subject", "kind", "direction", "post",
-                "thread", "parent_message_id"):
+    if result.get("review_class") is None:
+        result.pop("review_class", None)
+    if result.get("trust"):
+        result["sender"] = f"{result['trust']['action']}: {result['trust']['reason']}"
+    for key in ("status", "review_class", "message_id", "from", "sender", "subject", "kind",
+                "direction", "post", "thread", "parent_message_id"):
         if key in result:
             value = result[key]
             if key == "thread" and value is None and result["status"] == "stored":

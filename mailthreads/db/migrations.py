@@ -297,6 +297,20 @@ def m005_rescan_tombstones(db: Database) -> None:
     db["tombstones"].create_index(["identity_sha256"])
 
 
+@migrations()
+def m006_trust(db: Database) -> None:
+    # Senders the author blocked (``mailthreads block``): an address or "@domain", lowercase.
+    db["blocks"].create({"pattern": str, "created_at": str}, pk="pattern",
+                        not_null={"created_at"})
+    # One review queue: a quarantined message says why it waits (NULL: could not be parsed or
+    # routed; "unknown_post": a reply to a post not known yet, held until the post is added;
+    # "blocked": a blocked sender's, not listed; "spam") and, when held for a post, its slug.
+    db.execute("ALTER TABLE quarantine ADD COLUMN reason_class TEXT")
+    db.execute("ALTER TABLE quarantine ADD COLUMN post_slug TEXT")
+    db.execute("CREATE INDEX idx_quarantine_post_slug ON quarantine (post_slug) "
+               "WHERE post_slug IS NOT NULL")
+
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""

@@ -11,11 +11,18 @@ from .ancestry import (
     is_ancestor,
     record_ancestry,
 )
+from .blocks import (
+    add_block,
+    block_patterns,
+    list_blocks,
+    remove_block,
+)
 from .correspondents import (
     correspondent,
     correspondent_addresses,
     correspondent_by_address,
     correspondent_for,
+    is_trusted_address,
     list_correspondents,
     merge_correspondent,
     merged_correspondents,
@@ -77,6 +84,7 @@ from .quarantine import (
     add_quarantine,
     delete_quarantine,
     get_quarantine,
+    held_for_known_posts,
     list_quarantine,
     resolve_quarantine,
 )
@@ -128,6 +136,12 @@ from .tombstones import (
 )
 
 __all__ = [
+    "add_block",
+    "block_patterns",
+    "list_blocks",
+    "remove_block",
+    "is_trusted_address",
+    "held_for_known_posts",
     "attachments_of",
     "attachment_contents",
     "bounced_threads",
