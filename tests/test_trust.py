@@ -277,7 +277,7 @@ def test_an_address_not_confirmed_by_the_author_is_not_trusted(blog):
 
 def test_the_strangers_reply_through_serve_is_held_then_filed_by_posts_add(tmp_path,
                                                                           monkeypatch):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, create_posts=False)  # the default
     database = tmp_path / "mail.db"
     monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
     monkeypatch.setenv("MAILTHREADS_DB", str(database))

@@ -183,7 +183,10 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
         click.echo(dumps(link))
         return
     if post is None:
-        click.echo(f"(no post {slug!r} yet: the first reply will create it)", err=True)
+        click.echo(f"(no post {slug!r} yet: " + (
+            "the first reply will create it)" if app.config.posts.create_on_first_reply
+            else f"replies are held until you add it: 'mailthreads posts add {slug}')"),
+            err=True)
     click.echo(f"address: {link['address']}")
     click.echo(f"mailto:  {link['mailto']}")
     click.echo(f"html:    {link['html']}")
