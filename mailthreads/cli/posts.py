@@ -252,8 +252,8 @@ def posts_delete(app: App, slug: str, yes: bool, purge: bool) -> None:
     """Delete a post with every discussion and message filed under it.
 
     Tombstones (hashes, no content) keep a rescan or a poll from filing the deleted mail
-    again. New mail to the post's address starts over (or is quarantined, as for any unknown
-    post). To stop new discussions but keep the old ones: 'posts close'.
+    again. New mail to the post's address starts over (or is held for review, as for any
+    unknown post). To stop new discussions but keep the old ones: 'posts close'.
 
     \b
     Examples:

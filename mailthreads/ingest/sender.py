@@ -16,8 +16,10 @@ def sender_facts(conn: sqlite3.Connection, analysis: Analysis,
                  envelope_sender: str | None) -> TrustFacts:
     """Blocked (by the From address or the envelope sender)? A trusted correspondent?
 
-    The DMARC result and the spam level come from the spam checks (issue 12's other half);
-    until they are wired in, they are unknown (None), and the decision rests on the rest.
+    The DMARC result and the spam level come from the spam checks (issue 12's other half, on
+    the ``spam`` branch: ``mail.verdicts``); until they are wired in here they are unknown
+    (None), and the decision rests on the rest. Wiring them: ``dmarc="fail"`` when
+    ``Authentication.forged``, and ``spam`` = ``SpamVerdict.label`` ("unscanned" as None).
     """
     return TrustFacts(
         blocked_by=matching_block((analysis.from_address, envelope_sender),
