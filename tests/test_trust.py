@@ -187,6 +187,7 @@ def test_a_blocked_address_is_kept_raw_but_shown_nowhere(blog):
     assert blog.rows("SELECT COUNT(*) FROM threads") == [(0,)]
     assert blog.rows("SELECT COUNT(*) FROM correspondents") == [(0,)]
     assert blog.json("review") == []  # quiet
+    assert "1 from blocked senders not listed" in blog.run("review")
     [held] = blog.json("review", "--all")
     assert held["class"] == "blocked"
     # Someone else at the same domain is not blocked by an address block.

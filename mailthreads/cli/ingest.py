@@ -123,7 +123,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             line += f"; {summary.deleted} deleted by you before, not filed again"
         click.echo(line)
         if summary.quarantined:
-            click.echo("See them with: mailthreads quarantine list", err=True)
+            click.echo("See them with: mailthreads review (each with the command that "
+                       "decides it)", err=True)
     elif skipped and fmt == "nl":
         click.echo(_skipped_files(skipped, verbose), err=True)
 

@@ -163,10 +163,11 @@ def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
 
     app: App = ctx.obj
     conn = app.reader()
-    rows = []
+    rows, quiet = [], 0
     for entry in store.list_quarantine(conn):
         kind = entry["reason_class"] or "quarantine"
         if kind in QUIET_CLASSES and not include_quiet:
+            quiet += 1
             continue
         decide = REVIEW_DECISIONS.get(kind, REVIEW_DECISIONS["quarantine"])
         rows.append({"class": kind, "id": entry["id"], "from_address": entry["from_address"],
@@ -179,9 +180,12 @@ def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
               "decide": f"mailthreads correspondents merge {thread['id']} (or separate)"}
              for thread in store.threads_awaiting_identity(conn)]
     rows.sort(key=lambda row: (row["since"] or "", row["class"], row["id"]))
-    emit(rows, chosen_format(as_json, as_nl, as_csv),
-         ["class", "id", "since", "from_address", "subject", "reason", "decide"],
+    fmt = chosen_format(as_json, as_nl, as_csv)
+    emit(rows, fmt, ["class", "id", "since", "from_address", "subject", "reason", "decide"],
          empty="Nothing waits for your decision.")
+    if quiet and fmt == "table":
+        click.echo(f"({quiet} from blocked senders not listed: 'mailthreads review --all')",
+                   err=True)
 
 
 @review.command(name="accept")
