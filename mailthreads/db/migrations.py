@@ -309,6 +309,9 @@ def m006_trust(db: Database) -> None:
     db.execute("ALTER TABLE quarantine ADD COLUMN post_slug TEXT")
     db.execute("CREATE INDEX idx_quarantine_post_slug ON quarantine (post_slug) "
                "WHERE post_slug IS NOT NULL")
+    # Whether a sender is trusted is asked for every incoming message: a correspondent's
+    # threads, found without scanning them all.
+    db["threads"].create_index(["correspondent_id"])
 
 
 def apply(db: Database, schema_version: int) -> None:

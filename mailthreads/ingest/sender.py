@@ -9,7 +9,7 @@ import sqlite3
 
 from ..db import store
 from ..mail.analysis import Analysis
-from ..mail.trust import TrustDecision, TrustFacts, decide, matching_block
+from ..mail.trust import TrustDecision, TrustFacts, block_candidates, decide, matching_block
 
 
 def sender_facts(conn: sqlite3.Connection, analysis: Analysis,
@@ -21,9 +21,9 @@ def sender_facts(conn: sqlite3.Connection, analysis: Analysis,
     (None), and the decision rests on the rest. Wiring them: ``dmarc="fail"`` when
     ``Authentication.forged``, and ``spam`` = ``SpamVerdict.label`` ("unscanned" as None).
     """
+    senders = (analysis.from_address, envelope_sender)
     return TrustFacts(
-        blocked_by=matching_block((analysis.from_address, envelope_sender),
-                                  store.block_patterns(conn)),
+        blocked_by=matching_block(senders, store.blocks_among(conn, block_candidates(senders))),
         trusted=bool(analysis.from_address)
         and store.is_trusted_address(conn, analysis.from_address or ""),
     )

@@ -85,19 +85,22 @@ def normalise_pattern(text: str) -> str:
     return pattern
 
 
-def matching_block(addresses: tuple[str | None, ...], patterns: set[str]) -> str | None:
-    """The first block pattern that matches one of ``addresses``: an exact address, or
-    ``@domain`` for that domain and its subdomains; None when none does."""
+def block_candidates(addresses: tuple[str | None, ...]) -> list[str]:
+    """Every pattern that would block one of ``addresses``, most precise first: the address,
+    then ``@domain`` for its domain and each parent domain (not the bare top-level domain)."""
+    candidates: list[str] = []
     for address in addresses:
         if not address or "@" not in address:
             continue
         address = address.strip().lower()
-        if address in patterns:
-            return address
-        domain = address.rpartition("@")[2]
-        parts = domain.split(".")
-        for start in range(len(parts) - 1):
-            pattern = "@" + ".".join(parts[start:])
-            if pattern in patterns:
-                return pattern
-    return None
+        parts = address.rpartition("@")[2].split(".")
+        candidates.append(address)
+        candidates.extend("@" + ".".join(parts[start:]) for start in range(len(parts) - 1))
+    return candidates
+
+
+def matching_block(addresses: tuple[str | None, ...], patterns: set[str]) -> str | None:
+    """The first block pattern that matches one of ``addresses``: an exact address, or
+    ``@domain`` for that domain and its subdomains; None when none does."""
+    return next((pattern for pattern in block_candidates(addresses) if pattern in patterns),
+                None)

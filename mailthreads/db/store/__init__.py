@@ -13,7 +13,7 @@ from .ancestry import (
 )
 from .blocks import (
     add_block,
-    block_patterns,
+    blocks_among,
     list_blocks,
     remove_block,
 )
@@ -137,7 +137,7 @@ from .tombstones import (
 
 __all__ = [
     "add_block",
-    "block_patterns",
+    "blocks_among",
     "list_blocks",
     "remove_block",
     "is_trusted_address",

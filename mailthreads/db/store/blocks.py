@@ -25,5 +25,10 @@ def list_blocks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return _dicts(conn.execute("SELECT pattern, created_at FROM blocks ORDER BY pattern"))
 
 
-def block_patterns(conn: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT pattern FROM blocks")}
+def blocks_among(conn: sqlite3.Connection, patterns: list[str]) -> set[str]:
+    """Which of ``patterns`` are blocked (one indexed look-up each, however many blocks)."""
+    if not patterns:
+        return set()
+    marks = ", ".join("?" * len(patterns))
+    return {row[0] for row in conn.execute(
+        f"SELECT pattern FROM blocks WHERE pattern IN ({marks})", patterns)}

@@ -131,9 +131,11 @@ def is_trusted_address(conn: sqlite3.Connection, address: str) -> bool:
     answered them (an ``out`` message in one of their threads), and no thread of theirs still
     waits for a "same person?" decision (an address nobody confirmed is no one's yet)."""
     return bool(_one(conn, """
-        SELECT EXISTS (SELECT 1 FROM threads JOIN messages ON messages.thread_id = threads.id
+        SELECT EXISTS (SELECT 1 FROM threads
                         WHERE threads.correspondent_id = person.correspondent_id
-                          AND messages.direction = 'out')
+                          AND EXISTS (SELECT 1 FROM messages
+                                       WHERE messages.thread_id = threads.id
+                                         AND messages.direction = 'out'))
            AND NOT EXISTS (SELECT 1 FROM threads
                             WHERE threads.correspondent_id = person.correspondent_id
                               AND threads.possibly_same_as IS NOT NULL)
