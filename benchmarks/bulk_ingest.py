@@ -70,7 +70,9 @@ def main() -> None:
     if not mailthreads:
         sys.exit("mailthreads is not installed")
     config = args.work / "config.toml"
-    config.write_text('[addresses]\ndomain = "blog.example"\n')
+    # The posts are created by their first replies, as before issue 12 (now a config choice).
+    config.write_text('[addresses]\ndomain = "blog.example"\n\n[posts]\n'
+                      'create_on_first_reply = true\n')
     database = args.work / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)

@@ -51,6 +51,9 @@ domain = "blog.example"
 name = "Blog Author"
 addresses = ["me@blog.example"]
 
+[posts]
+create_on_first_reply = true
+
 [[imap]]
 name = "bench"
 host = "{host}"

@@ -39,7 +39,7 @@ class Author(NamedTuple):
 
 
 class Posts(NamedTuple):
-    create_on_first_reply: bool = True
+    create_on_first_reply: bool = False
 
 
 class Listener(NamedTuple):
@@ -180,7 +180,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
             reader.table(data, "author"), "author", "addresses")),
     )
     posts = Posts(create_on_first_reply=reader.boolean(
-        reader.table(data, "posts"), "posts", "create_on_first_reply", True))
+        reader.table(data, "posts"), "posts", "create_on_first_reply", False))
     limits = _limits(reader, reader.table(data, "limits"))
     listener = _listener(reader, reader.table(data, "listener"))
     imap = _imap_accounts(reader, data.get("imap", []))

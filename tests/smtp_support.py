@@ -37,8 +37,11 @@ _LISTENING = re.compile(rb"listening on [^ ]+:(\d+)")
 
 def write_config(directory: Path, *, listener: dict[str, Any] | None = None,
                  limits: dict[str, Any] | None = None, secret: str | None = None,
-                 extra: str = "") -> Path:
-    """A config for ``blog.example`` with short timeouts; ``listener``/``limits`` override."""
+                 extra: str = "", create_posts: bool = True) -> Path:
+    """A config for ``blog.example`` with short timeouts; ``listener``/``limits`` override.
+
+    ``create_posts``: a reply to an unknown post creates it, as these transport tests expect
+    (the default since issue 12 holds it for review: tests/test_trust.py)."""
     values: dict[str, Any] = {"command_timeout": 30, "data_timeout": 30}
     values.update(listener or {})
     lines = ["[addresses]", f'domain = "{DOMAIN}"', 'catch_all_domain = "replies.blog.example"']
@@ -49,6 +52,8 @@ def write_config(directory: Path, *, listener: dict[str, Any] | None = None,
     lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
     if limits:
         lines += ["", "[limits]"] + [f"{key} = {_toml(value)}" for key, value in limits.items()]
+    if create_posts:
+        lines += ["", "[posts]", "create_on_first_reply = true"]
     path = directory / "config.toml"
     path.write_text("\n".join(lines) + "\n" + extra)
     return path

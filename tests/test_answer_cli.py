@@ -33,6 +33,9 @@ secret = "{secret}"
 [author]
 name = "Zoë Author"
 addresses = ["me@blog.example", "zoe@home.example"]
+
+[posts]
+create_on_first_reply = true
 """
 EDITOR = """#!{python}
 # A stand-in for vim: keeps what it was shown, writes $TEST_ANSWER on top, saves.

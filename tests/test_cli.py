@@ -20,7 +20,8 @@ from mailthreads.db import open_database
 def env(tmp_path, monkeypatch):
     config = tmp_path / "config.toml"
     config.write_text('[addresses]\ndomain = "blog.example"\n\n[author]\nname = "Author"\n'
-                      'addresses = ["me@blog.example"]\n')
+                      'addresses = ["me@blog.example"]\n'
+                      '\n[posts]\ncreate_on_first_reply = true\n')  # held otherwise
     monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
     monkeypatch.setenv("MAILTHREADS_DB", str(tmp_path / "mail.db"))
     return tmp_path

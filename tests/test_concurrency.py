@@ -26,7 +26,8 @@ from smtp_support import REPO, Serve, wait_for
 from mailthreads.db import SCHEMA_VERSION
 
 CONFIG = ('[addresses]\ndomain = "blog.example"\n\n[author]\nname = "Blog Author"\n'
-          'addresses = ["me@blog.example"]\n')
+          'addresses = ["me@blog.example"]\n'
+          '\n[posts]\ncreate_on_first_reply = true\n')  # replies to new posts are filed
 COMMAND_TIMEOUT = 120.0  # only bounds a hung command; nothing here measures speed
 
 

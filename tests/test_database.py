@@ -15,7 +15,8 @@ from mailthreads.cli import cli
 from mailthreads.lock import hold, lock_path_for
 
 CONFIG = ('[addresses]\ndomain = "blog.example"\nsecret = "0123456789abcdef0123"\n\n'
-          '[author]\nname = "Author"\naddresses = ["me@blog.example"]\n')
+          '[author]\nname = "Author"\naddresses = ["me@blog.example"]\n'
+          '\n[posts]\ncreate_on_first_reply = true\n')  # replies to new posts are filed
 
 
 @pytest.fixture

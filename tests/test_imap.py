@@ -29,6 +29,9 @@ domain = "blog.example"
 [author]
 name = "Blog Author"
 addresses = ["me@blog.example", "me@personal.example"]
+
+[posts]
+create_on_first_reply = true  # replies create their post (the default holds them)
 """
 AUTHOR = "Blog Author <me@blog.example>"
 JANE = "Jane Reader <jane@example.com>"

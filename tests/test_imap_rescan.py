@@ -128,7 +128,9 @@ def test_rescan_since_needs_rescan(make_poller):  # noqa: F811
 
 
 def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tmp_path):  # noqa: F811
-    poller = make_poller(extra="\n[posts]\ncreate_on_first_reply = false\n")
+    poller = make_poller()
+    poller.config.write_text(poller.config.read_text().replace(
+        "create_on_first_reply = true", "create_on_first_reply = false"))
     # Parses, but names a post that does not exist: quarantined.
     unknown_post = reply(1, to="reply+no-such-post@blog.example")
     dovecot.append(unknown_post)

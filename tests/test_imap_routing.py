@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from mailfactory import message
 
-from mailthreads.config import Addresses, Author, Config
+from mailthreads.config import Addresses, Author, Config, Posts
 from mailthreads.db import open_database, store
 from mailthreads.ingest import Pipeline
 
@@ -30,7 +30,8 @@ def db(tmp_path):
 def pipeline(db) -> Pipeline:
     config = Config(addresses=Addresses(domain="blog.example"),
                     author=Author(name="Blog Author",
-                                  addresses=("me@blog.example", "me@personal.example")))
+                                  addresses=("me@blog.example", "me@personal.example")),
+                    posts=Posts(create_on_first_reply=True))  # the default holds them
     return Pipeline(db, config, unrouted="ignore")
 
 

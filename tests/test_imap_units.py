@@ -54,7 +54,7 @@ def test_routing_settings_change_with_what_decides_which_mail_is_ours():
     base = Config(addresses=Addresses(domain="blog.example"),
                   author=Author(addresses=("me@blog.example",)))
     same = [base._replace(addresses=base.addresses._replace(secret="s3cret")),
-            base._replace(posts=Posts(create_on_first_reply=False)),
+            base._replace(posts=Posts(create_on_first_reply=True)),
             base._replace(limits=Limits(max_message_size=1000)),
             base._replace(author=Author(name="Ada", addresses=("ME@blog.example",)))]
     for config in same:

@@ -19,6 +19,7 @@ def config() -> Config:
     return Config(
         addresses=Addresses(domain="blog.example", catch_all_domain="replies.blog.example"),
         author=Author(name="Blog Author", addresses=("me@blog.example", "me@personal.example")),
+        posts=Posts(create_on_first_reply=True),  # the default holds them (test_trust.py)
     )
 
 
@@ -108,7 +109,7 @@ def test_message_without_message_id_gets_a_stable_synthetic_one(pipeline, db):
     assert rows(db, "select synthetic_message_id from messages")[0]["synthetic_message_id"] == 1
 
 
-def test_unknown_post_is_created_by_default_and_quarantined_when_disabled(db, config):
+def test_unknown_post_is_created_when_enabled_and_quarantined_when_disabled(db, config):
     assert Pipeline(db.conn, config).accept(message(), "file").status == "stored"
     strict = config._replace(posts=Posts(create_on_first_reply=False))
     outcome = Pipeline(db.conn, strict).accept(

@@ -51,7 +51,8 @@ def committed(database: Path) -> dict[str, int]:
 
 def test_ctrl_c_in_ingest_says_what_is_in_exits_130_and_a_rerun_continues(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text('[addresses]\ndomain = "blog.example"\n')
+    config.write_text('[addresses]\ndomain = "blog.example"\n'
+                      '[posts]\ncreate_on_first_reply = true\n')  # held otherwise
     database = tmp_path / "mail.db"
     source = maildir(tmp_path / "replies", MESSAGES)
     command = [sys.executable, "-m", "mailthreads", "-c", str(config), "-d", str(database),

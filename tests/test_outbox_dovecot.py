@@ -32,6 +32,9 @@ secret = "dovecot-test-secret-0123456789"
 [author]
 name = "Blog Author"
 addresses = ["me@blog.example"]
+
+[posts]
+create_on_first_reply = true  # replies create their post (the default holds them)
 """
 
 

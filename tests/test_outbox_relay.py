@@ -14,7 +14,7 @@ import pytest
 from mailfactory import message
 from relay_support import PASSWORD, USERNAME, Handler, running_relay
 
-from mailthreads.config import Addresses, Author, Config, Outgoing
+from mailthreads.config import Addresses, Author, Config, Outgoing, Posts
 from mailthreads.db import open_database, store
 from mailthreads.ingest import Pipeline
 from mailthreads.mail import compose
@@ -36,7 +36,8 @@ def conn(tmp_path) -> sqlite3.Connection:
 @pytest.fixture
 def config() -> Config:
     return Config(addresses=Addresses(domain="blog.example", secret=SECRET),
-                  author=Author(name="Zoë Author", addresses=("me@blog.example",)))
+                  author=Author(name="Zoë Author", addresses=("me@blog.example",)),
+                  posts=Posts(create_on_first_reply=True))  # the default holds them
 
 
 @pytest.fixture(autouse=True)

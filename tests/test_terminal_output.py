@@ -160,6 +160,7 @@ def terminal(tmp_path_factory) -> Terminal:
     (root / "config.toml").write_text(
         '[addresses]\ndomain = "blog.example"\nsecret = "terminal-test-secret-abcdefgh"\n\n'
         '[author]\nname = "Author"\naddresses = ["me@blog.example"]\n\n'
+        '[posts]\ncreate_on_first_reply = true\n\n'  # the default holds replies to new posts
         f'[outgoing]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\n')
     (root / "feed.xml").write_text(hostile_feed(), encoding="utf-8")
     (root / "stored.eml").write_bytes(hostile_message("why-i-blog", "h1@example.com"))

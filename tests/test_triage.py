@@ -37,6 +37,9 @@ secret = "triage-test-secret-abcdefghijklmnop"
 [author]
 name = "Author"
 addresses = ["me@blog.example"]
+
+[posts]
+create_on_first_reply = true  # replies create their post (the default holds them)
 """
 EDITOR = """#!{python}
 import os, pathlib, sys, time

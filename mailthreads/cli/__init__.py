@@ -45,6 +45,9 @@ COMMANDS = {
     "backup": "publish:backup",
     "forget": "privacy:forget",
     "digest": "privacy:digest",
+    "block": "blocks:block",
+    "unblock": "blocks:unblock",
+    "blocks": "blocks:blocks",
 }
 
 

@@ -124,7 +124,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             line += f"; {summary.deleted} deleted by you before, not filed again"
         click.echo(line)
         if summary.quarantined:
-            click.echo("See them with: mailthreads quarantine list", err=True)
+            click.echo("See them with: mailthreads review (each with the command that "
+                       "decides it)", err=True)
     elif skipped and fmt == "nl":
         click.echo(_skipped_files(skipped, verbose), err=True)
 
@@ -194,6 +195,11 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "from": analysis.from_address,
             "subject": analysis.subject,
             "reasons": reasons,
+            # who is trusted (mail.trust): the sender's decision, and the review class
+            "trust": None if decided.trust is None else {
+                "action": decided.trust.action, "reason": decided.trust.reason,
+                "flag": decided.trust.flag},
+            "review_class": decided.review_class,
             "visible_text": analysis.visible_text,
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
@@ -203,8 +209,12 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     if as_json:
         click.echo(dumps(result))
         return
-    for key in ("status", "message_id", "from", "subject", "kind", "direction", "post",
-                "thread", "parent_message_id"):
+    if result.get("review_class") is None:
+        result.pop("review_class", None)
+    if result.get("trust"):
+        result["sender"] = f"{result['trust']['action']}: {result['trust']['reason']}"
+    for key in ("status", "review_class", "message_id", "from", "sender", "subject", "kind",
+                "direction", "post", "thread", "parent_message_id"):
         if key in result:
             value = result[key]
             if key == "status":  # explain stores nothing: say what ingest would do

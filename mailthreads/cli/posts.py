@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 from urllib.parse import quote
 
 import click
@@ -44,6 +45,21 @@ def posts_add(app: App, slug: str, title: str | None, url: str | None) -> None:
     with db.conn:
         result = store.upsert_post(db.conn, slug, title, url)
     click.echo(f"{slug}: {result}")
+    if filed := _file_held(app, db.conn):
+        click.echo(filed)
+
+
+def _file_held(app: App, conn: sqlite3.Connection) -> str:
+    """Replies held because their post was unknown are filed now that it is known; what was
+    filed, in words ("" for nothing)."""
+    from ..ingest.held import file_held_for_known_posts
+
+    outcomes = file_held_for_known_posts(conn, app.config)
+    filed = [outcome for outcome in outcomes if outcome.status in ("stored", "duplicate")]
+    if not filed:
+        return ""
+    return (f"Filed {len(filed)} held repl{'y' if len(filed) == 1 else 'ies'} to "
+            f"{', '.join(sorted({str(outcome.post) for outcome in filed}))}")
 
 
 @posts.command(name="list")
@@ -180,7 +196,10 @@ def posts_link(app: App, slug: str, as_json: bool) -> None:
         click.echo(dumps(link))
         return
     if post is None:
-        click.echo(f"(no post {slug!r} yet: the first reply will create it)", err=True)
+        click.echo(f"(no post {slug!r} yet: " + (
+            "the first reply will create it)" if app.config.posts.create_on_first_reply
+            else f"replies are held until you add it: 'mailthreads posts add {slug}')"),
+            err=True)
     click.echo(f"address: {link['address']}")
     click.echo(f"mailto:  {link['mailto']}")
     click.echo(f"html:    {link['html']}")
@@ -213,6 +232,7 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
     db = app.database(create=True)
     with db.conn:
         results = feeds.sync_posts(db.conn, entries)
+    filed = _file_held(app, db.conn)
     counts = {kind: sum(r.result == kind for r in results)
               for kind in ("added", "updated", "unchanged", "skipped")}
     renamed = sum(r.renamed for r in results)
@@ -230,6 +250,8 @@ def posts_sync(app: App, feed: str, as_json: bool) -> None:
     if renamed:
         line += f"; {renamed} added with -2 (or -3...) because their slug was taken"
     click.echo(line)
+    if filed:
+        echo(filed, multiline=False)
 
 
 @posts.command(name="delete")
@@ -243,8 +265,8 @@ def posts_delete(app: App, slug: str, yes: bool, purge: bool) -> None:
     """Delete a post with every discussion and message filed under it.
 
     Tombstones (hashes, no content) keep a rescan or a poll from filing the deleted mail
-    again. New mail to the post's address starts over (or is quarantined, as for any unknown
-    post). To stop new discussions but keep the old ones: 'posts close'.
+    again. New mail to the post's address starts over (or is held for review, as for any
+    unknown post). To stop new discussions but keep the old ones: 'posts close'.
 
     \b
     Examples:

@@ -133,38 +133,103 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
                 echo(f"Thread {row['id']}: {row['undelivered']}", multiline=False, err=True)
 
 
-@click.command()
+# The review queue's classes of quarantined mail (quarantine.reason_class; NULL is "quarantine":
+# a message that could not be parsed or routed) and the command that settles each. "spam" is
+# listed like the others; "blocked" is quiet: only with --all.
+REVIEW_DECISIONS = {
+    "quarantine": "mailthreads review accept {id} (or quarantine delete {id})",
+    "unknown_post": "mailthreads posts add {post} (or review accept {id}, or quarantine "
+                    "delete {id})",
+    "spam": "mailthreads review accept {id} (or quarantine delete {id})",
+    "blocked": "mailthreads unblock, then review accept {id} (or quarantine delete {id})",
+}
+QUIET_CLASSES = {"blocked"}
+
+
+@click.group(invoke_without_command=True)
+@click.option("-a", "--all", "include_quiet", is_flag=True,
+              help="Also list mail from blocked senders (kept raw, never shown otherwise)")
 @output_options
-@click.pass_obj
-def review(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+@click.pass_context
+def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
+           as_csv: bool) -> None:
     """List everything waiting for your decision, oldest first, with the commands that decide.
 
-    Two classes: 'quarantine' (a message that could not be parsed or routed: release or delete
-    it) and 'same_person' (a thread started from a new address that claimed to be another
-    correspondent: merge or separate it).
+    Classes: 'quarantine' (a message that could not be parsed or routed: release or delete
+    it), 'unknown_post' (a reply to a post you have not added: 'posts add SLUG' files it),
+    'spam' (a forged sender or a spam score), 'same_person' (a thread started from a new
+    address that claimed to be another correspondent: merge or separate it) and, with --all,
+    'blocked' (a blocked sender's mail, kept raw). 'review accept ID' files a held message.
 
     \b
     Examples:
         mailthreads review
         mailthreads review --json
+        mailthreads review --all
+        mailthreads review accept 4
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from ..db import store
 
+    app: App = ctx.obj
     conn = app.reader()
-    rows = [{"class": "quarantine", "id": entry["id"], "from_address": entry["from_address"],
-             "subject": entry["subject"], "reason": entry["reason"],
-             "since": entry["created_at"],
-             "decide": f"mailthreads quarantine release {entry['id']} (or delete)"}
-            for entry in store.list_quarantine(conn)]
+    rows, quiet = [], 0
+    for entry in store.list_quarantine(conn):
+        kind = entry["reason_class"] or "quarantine"
+        if kind in QUIET_CLASSES and not include_quiet:
+            quiet += 1
+            continue
+        decide = REVIEW_DECISIONS.get(kind, REVIEW_DECISIONS["quarantine"])
+        rows.append({"class": kind, "id": entry["id"], "from_address": entry["from_address"],
+                     "subject": entry["subject"], "reason": entry["reason"],
+                     "since": entry["created_at"],
+                     "decide": decide.format(id=entry["id"], post=entry["post_slug"])})
     rows += [{"class": "same_person", "id": thread["id"],
               "from_address": thread["correspondent_address"], "subject": thread["subject"],
               "reason": pending_decision(thread), "since": thread["created_at"],
               "decide": f"mailthreads correspondents merge {thread['id']} (or separate)"}
              for thread in store.threads_awaiting_identity(conn)]
     rows.sort(key=lambda row: (row["since"] or "", row["class"], row["id"]))
-    emit(rows, chosen_format(as_json, as_nl, as_csv),
-         ["class", "id", "since", "from_address", "subject", "reason", "decide"],
+    fmt = chosen_format(as_json, as_nl, as_csv)
+    emit(rows, fmt, ["class", "id", "since", "from_address", "subject", "reason", "decide"],
          empty="Nothing waits for your decision.")
+    if quiet and fmt == "table":
+        click.echo(f"({quiet} from blocked senders not listed: 'mailthreads review --all')",
+                   err=True)
+
+
+@review.command(name="accept")
+@click.argument("entry_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.pass_obj
+def review_accept(app: App, entry_ids: tuple[int, ...]) -> None:
+    """File held messages: a reply to an unknown post creates the post (as 'posts add' would);
+    any other held message runs through the pipeline again, as 'quarantine release' does.
+
+    A blocked sender's message stays held while the sender is blocked: unblock first.
+
+    \b
+    Examples:
+        mailthreads review accept 4
+        mailthreads review accept 4 5
+    """
+    from ..db import store
+    from ..ingest.quarantine import release
+
+    conn = app.database().conn
+    for entry_id in entry_ids:
+        try:
+            entry = store.get_quarantine(conn, entry_id)
+        except store.NotFound as error:
+            raise click.ClickException(f"{error}: see 'mailthreads review --all'") from None
+        if entry["reason_class"] == "unknown_post" and entry["post_slug"]:
+            with conn:
+                store.create_post(conn, entry["post_slug"])
+        outcome = release(conn, app.config, entry_id)
+        where = f" in thread {outcome.thread}" if outcome.thread else ""
+        echo(f"{entry_id}: {outcome.status}{where}"
+             + (f" ({outcome.reasons[-1]})" if outcome.status == "quarantined" else ""),
+             multiline=False)
 
 
 @click.command()

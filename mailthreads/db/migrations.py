@@ -353,6 +353,24 @@ def m007_privacy(db: Database) -> None:
     # name someone new) but blanks its name and marks it forgotten.
     db.execute("ALTER TABLE correspondents ADD COLUMN forgotten_at TEXT")
 
+
+@migrations()
+def m008_trust(db: Database) -> None:
+    # Senders the author blocked (``mailthreads block``): an address or "@domain", lowercase.
+    db["blocks"].create({"pattern": str, "created_at": str}, pk="pattern",
+                        not_null={"created_at"})
+    # One review queue: a quarantined message says why it waits (NULL: could not be parsed or
+    # routed; "unknown_post": a reply to a post not known yet, held until the post is added;
+    # "blocked": a blocked sender's, not listed; "spam") and, when held for a post, its slug.
+    db.execute("ALTER TABLE quarantine ADD COLUMN reason_class TEXT")
+    db.execute("ALTER TABLE quarantine ADD COLUMN post_slug TEXT")
+    db.execute("CREATE INDEX idx_quarantine_post_slug ON quarantine (post_slug) "
+               "WHERE post_slug IS NOT NULL")
+    # Whether a sender is trusted is asked for every incoming message: a correspondent's
+    # threads, found without scanning them all.
+    db["threads"].create_index(["correspondent_id"])
+
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""

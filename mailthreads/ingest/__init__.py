@@ -30,11 +30,13 @@ from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
+from ..mail.trust import TrustDecision
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
 from .analysed import Analysed, Unparsed
 from .analysed import analyse_or_unparsed as analyse_or_unparsed  # for transports and tools
 from .budget import Analyser
+from .sender import sender_decision
 
 Unrouted = Literal["quarantine", "ignore"]
 
@@ -81,6 +83,9 @@ class Plan:
     wants_thread: bool = False
     parent: str | None = None
     message_id_reused: bool = False
+    trust: TrustDecision | None = None  # the sender's, for incoming mail (mail.trust)
+    review_class: str | None = None  # quarantined: the review queue's class, None for a fault
+    held_for: str | None = None  # the unknown post's slug an "unknown_post" message waits for
 
     @property
     def outcome_status(self) -> str:
@@ -127,6 +132,13 @@ def plan(conn: sqlite3.Connection, config: Config, analysis: Analysis, context: 
                     thread_id=duplicate["thread_id"])
 
     result = _Draft("store", direction=direction, parent=analysis.parent)
+    if direction == "in":  # who is trusted: block, DMARC, trusted correspondent, spam score
+        result.trust = sender_decision(conn, analysis, context.envelope.mail_from)
+        if result.trust.review_class:
+            _hold(result, result.trust.review_class, result.trust.reason)
+            return result.decided()
+        if result.trust.flag:
+            result.reasons.append(result.trust.reason)
     if direction == "out":
         result.reasons.append(f"from the author's address {analysis.from_address}")
     if analysis.kind != "reply":
@@ -180,8 +192,9 @@ def _choose_post(conn: sqlite3.Connection, config: Config, analysis: Analysis, c
         post = store.post_by_slug(conn, slug)
         if post is None:
             if not config.posts.create_on_first_reply:
-                return _quarantine(result, f"unknown post {slug!r} and [posts] "
-                                   "create_on_first_reply is off")
+                return _hold(result, "unknown_post", f"unknown post {slug!r}: held until you "
+                             f"add it ('mailthreads posts add {slug}', or 'posts sync' from "
+                             "your feed)", held_for=slug)
             result.create_post = True
             result.post_slug = slug
             result.reasons.append(f"post {slug} is new: created on first reply")
@@ -454,6 +467,12 @@ def _quarantine(result: _Draft, reason: str) -> bool:
     return False
 
 
+def _hold(result: _Draft, review_class: str, reason: str, held_for: str | None = None) -> bool:
+    """Quarantined to wait for the author in the review queue's ``review_class``."""
+    result.review_class, result.held_for = review_class, held_for
+    return _quarantine(result, reason)
+
+
 class Pipeline:
     """Receive raw messages into one database. Not thread-safe: one per connection."""
 
@@ -518,7 +537,9 @@ class Pipeline:
             store.resolve_quarantine(self.conn, sha256)
         elif decided.status == "quarantine":
             store.add_quarantine(self.conn, sha256, delivery_id, decided.reasons[-1],
-                                 context.source, analysis.subject, analysis.from_address)
+                                 context.source, analysis.subject, analysis.from_address,
+                                 reason_class=decided.review_class,
+                                 post_slug=decided.held_for)
         store.finish_delivery(self.conn, delivery_id, decided.outcome_status,
                               analysis.message_id)
         return Outcome(

@@ -11,6 +11,12 @@ from .ancestry import (
     is_ancestor,
     record_ancestry,
 )
+from .blocks import (
+    add_block,
+    blocks_among,
+    list_blocks,
+    remove_block,
+)
 from .consent import (
     CONSENT_STATES,
     set_thread_consent,
@@ -20,6 +26,7 @@ from .correspondents import (
     correspondent_addresses,
     correspondent_by_address,
     correspondent_for,
+    is_trusted_address,
     list_correspondents,
     merge_correspondent,
     merged_correspondents,
@@ -97,6 +104,7 @@ from .quarantine import (
     add_quarantine,
     delete_quarantine,
     get_quarantine,
+    held_for_known_posts,
     list_quarantine,
     resolve_quarantine,
 )
@@ -162,6 +170,12 @@ __all__ = [
     "record_digest",
     "expire_notifications",
     "undigested_replies",
+    "add_block",
+    "blocks_among",
+    "list_blocks",
+    "remove_block",
+    "is_trusted_address",
+    "held_for_known_posts",
     "attachments_of",
     "attachment_contents",
     "bounced_threads",

@@ -125,3 +125,20 @@ def merged_correspondents(conn: sqlite3.Connection) -> list[tuple[int, int]]:
     return [(row[0], row[1]) for row in conn.execute(
         "SELECT id, merged_into FROM correspondents WHERE merged_into IS NOT NULL ORDER BY id")]
 
+
+
+def is_trusted_address(conn: sqlite3.Connection, address: str) -> bool:
+    """Whether mail from ``address`` comes from a trusted correspondent: the author has
+    answered them (an ``out`` message in one of their threads), and no thread of theirs still
+    waits for a "same person?" decision (an address nobody confirmed is no one's yet)."""
+    return bool(_one(conn, """
+        SELECT EXISTS (SELECT 1 FROM threads
+                        WHERE threads.correspondent_id = person.correspondent_id
+                          AND EXISTS (SELECT 1 FROM messages
+                                       WHERE messages.thread_id = threads.id
+                                         AND messages.direction = 'out'))
+           AND NOT EXISTS (SELECT 1 FROM threads
+                            WHERE threads.correspondent_id = person.correspondent_id
+                              AND threads.possibly_same_as IS NOT NULL)
+        FROM correspondent_addresses AS person WHERE person.address = ?""",
+        (address.lower(),)))
