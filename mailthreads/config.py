@@ -96,6 +96,21 @@ class Outgoing(NamedTuple):
     retry_window_hours: float = 24.0
 
 
+class Spam(NamedTuple):
+    """[spam]: a SpamAssassin ``spamd`` scan when a message is filed, and which of the
+    headers that upstream servers add are believed (see ``mail.upstream``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 783
+    timeout: float = 10.0
+    threshold: float | None = None  # None: spamd's own required score
+    # The user's own servers (Received "by" hosts and Authentication-Results authserv-ids):
+    # exact names or parent domains. Empty: no upstream header is believed.
+    authserv_ids: tuple[str, ...] = ()
+    dmarc_failure: str = "quarantine"  # or "spam"
+
+
 class Config(NamedTuple):
     path: Path | None = None
     database: Path | None = None
@@ -106,6 +121,7 @@ class Config(NamedTuple):
     listener: Listener = Listener()
     imap: tuple[ImapAccount, ...] = ()
     outgoing: Outgoing | None = None
+    spam: Spam = Spam()
 
     @property
     def secret(self) -> str | None:
@@ -151,7 +167,7 @@ def load(path: Path | str | None, *, required: bool = False) -> Config:
 def parse(data: dict[str, Any], path: Path) -> Config:
     reader = _Reader(path)
     known_tables = {"database", "addresses", "author", "posts", "limits", "listener", "imap",
-                    "outgoing"}
+                    "outgoing", "spam"}
     for key in data:
         if key not in known_tables:
             reader.problem(key, "unknown section; expected one of "
@@ -174,6 +190,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     listener = _listener(reader, reader.table(data, "listener"))
     imap = _imap_accounts(reader, data.get("imap", []))
     outgoing = _outgoing(reader, data["outgoing"]) if "outgoing" in data else None
+    spam = _spam(reader, reader.table(data, "spam"))
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -186,6 +203,28 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         listener=listener,
         imap=imap,
         outgoing=outgoing,
+        spam=spam,
+    )
+
+
+def _spam(reader: _Reader, table: dict[str, Any]) -> Spam:
+    defaults = Spam()
+    reader.only(table, "spam", set(defaults._fields))
+    threshold = None
+    if "threshold" in table:
+        threshold = reader.positive_number(table, "spam", "threshold", 5.0)
+    port = reader.positive_int(table, "spam", "port", defaults.port)
+    if not 0 < port < 65536:
+        reader.problem("spam.port", f"must be a TCP port (1-65535), not {port}")
+    return Spam(
+        enabled=reader.boolean(table, "spam", "enabled", defaults.enabled),
+        host=reader.string(table, "spam", "host") or defaults.host,
+        port=port,
+        timeout=reader.positive_number(table, "spam", "timeout", defaults.timeout),
+        threshold=threshold,
+        authserv_ids=tuple(reader.string_list(table, "spam", "authserv_ids")),
+        dmarc_failure=reader.choice(table, "spam", "dmarc_failure", ("quarantine", "spam"),
+                                    defaults.dmarc_failure),
     )
 
 

@@ -1,7 +1,7 @@
 """The value types of sender trust (issue 12): what a spam scan and the trusted
 Authentication-Results say about one message. Pure: no DB, no network.
 
-Producers: ``mail.trust`` (upstream headers and Authentication-Results, read only from the
+Producers: ``mail.upstream`` (upstream headers and Authentication-Results, read only from the
 user's own servers) and ``ingest.spam`` (a SpamAssassin ``spamd`` scan when the message is
 filed). The precedence between these values and block/allow lists, trusted correspondents and
 unknown posts is decided elsewhere (the ``trust`` side of issue 12).
