@@ -121,6 +121,8 @@ def judge(raw: bytes, settings: Spam, *, scan_now: bool = True) -> Judgement:
     is off or down, a trusted upstream verdict stands; else the message is ``unscanned``.
     ``scan_now=False`` leaves spamd out (``explain`` without a scan).
     """
+    if not settings.enabled and not settings.authserv_ids:
+        return Judgement(UNSCANNED, None)  # nothing to ask, nothing to believe
     headers: list[Header] = headers_of(raw)
     auth = authentication(headers, settings.authserv_ids)
     upstream = upstream_verdict(headers, settings.authserv_ids)

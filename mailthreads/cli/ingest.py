@@ -107,7 +107,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         raise click.exceptions.Exit(EX_INTERRUPTED) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
-              "deleted": summary.deleted,
+              "deleted": summary.deleted, "spam": summary.spam,
               "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
         click.echo(dumps({"summary": totals, "messages": outcomes}))
@@ -121,6 +121,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             line += f"; {_skipped_files(skipped, verbose)}"
         if summary.deleted:
             line += f"; {summary.deleted} deleted by you before, not filed again"
+        if summary.spam:
+            line += f"; {summary.spam} spam, kept apart (mailthreads spam list)"
         click.echo(line)
         if summary.quarantined:
             click.echo("See them with: mailthreads quarantine list", err=True)
@@ -188,13 +190,14 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
         }
+    _add_verdict(result, raw, config)
     if deleted := deleted_before(reader, sha256_of(raw), analysis):
         result.update(status="deleted", reasons=[*result["reasons"], deleted])
     if as_json:
         click.echo(dumps(result))
         return
     for key in ("status", "message_id", "from", "subject", "kind", "direction", "post",
-                "thread", "parent_message_id"):
+                "thread", "parent_message_id", "verdict", "authentication"):
         if key in result:
             value = result[key]
             if key == "thread" and value is None and result["status"] == "stored":
@@ -207,3 +210,25 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     for key in ("visible_text", "quoted_text", "signature"):
         if result.get(key):
             echo(f"\n--- {key.replace('_', ' ')} ---\n{result[key]}")
+
+
+def _add_verdict(result: dict, raw: bytes, config) -> None:
+    """The spam verdict and where it came from (a spamd scan when [spam] is enabled: nothing
+    is stored), and what the trusted Authentication-Results say."""
+    from ..spam import judge
+
+    judgement = judge(raw, config.spam)
+    result["verdict"] = judgement.verdict.describe()
+    result["authentication"] = (judgement.authentication.describe()
+                                if judgement.authentication else None)
+    if result.get("direction") != "in" or result["status"] not in ("stored", "quarantined"):
+        return
+    if judgement.forged:
+        action = config.spam.dmarc_failure
+        result["status"] = "spam" if action == "spam" else "quarantined"
+        result["reasons"] = [*result["reasons"], "forged: DMARC failed ("
+                             f"{judgement.authentication.describe()}): {action}"]
+    elif judgement.verdict.is_spam:
+        result["status"] = "spam"
+        result["reasons"] = [*result["reasons"], "spam: kept apart (mailthreads spam list), "
+                             "no post, thread or correspondent"]

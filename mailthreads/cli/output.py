@@ -116,5 +116,5 @@ def committed_counts(counts: dict[str, int]) -> str:
     """'1200 messages in (1190 stored, 10 duplicate, 0 quarantined)': what a stopped run kept,
     from ``store.delivery_counts_since``."""
     detail = ", ".join(f"{counts.get(status, 0)} {status}"
-                       for status in ("stored", "duplicate", "quarantined"))
+                       for status in ("stored", "duplicate", "quarantined", "spam"))
     return f"{sum(counts.values())} messages in ({detail})"

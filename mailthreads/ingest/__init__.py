@@ -507,8 +507,16 @@ class Pipeline:
             return Outcome("quarantined", reasons=(analysis,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        # Sender trust (issue 12): spam is kept apart, never in a post, thread or correspondent.
+        from .spam import screen  # it imports this module
+
+        screening = screen(self.conn, self.config, delivery_id, sha256, raw, context, analysis,
+                           decided, origin)
+        if screening.outcome is not None:
+            return screening.outcome
         if decided.status == "store":
             decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
+            screening.record(self.conn, sha256)
             index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)
