@@ -57,6 +57,15 @@ def test_headers_written_by_the_sender_below_the_first_foreign_received_are_igno
     assert verdict.source == "upstream X-Spam-Status (by mx.own.example)"
 
 
+def test_sender_written_headers_do_not_fill_in_what_our_server_did_not_say():
+    top = ("Authentication-Results: mx.own.example; spf=fail smtp.mailfrom=bank.example\r\n"
+           "Received: from relay.sender.example by mx.own.example; Sun, 1 Nov 2026 09:00 +0000\r\n")
+    headers = headers_of(raw(top, FOREIGN, SENDER_WRITTEN, BODY))
+    auth = authentication(headers, OURS)
+    assert auth is not None and (auth.spf, auth.dkim, auth.dmarc) == ("fail", None, None)
+    assert upstream_verdict(headers, OURS) is None
+
+
 def test_forged_verdicts_alone_count_for_nothing():
     # Without the trusted top block, only the sender's headers and their relay's are left.
     headers = headers_of(raw(FOREIGN, SENDER_WRITTEN, BODY))
