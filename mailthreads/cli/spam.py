@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo, echo_bytes, emit, output_options
+from .output import chosen_format, dumps, echo, emit, output_options, show_kept_message
 
 
 @click.group()
@@ -52,22 +52,12 @@ def spam_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
         entry = store.get_spam(app.reader(), entry_id)
     except store.NotFound as error:
         raise click.ClickException(str(error)) from None
-    raw_bytes = entry.pop("raw")
-    if raw:
-        echo_bytes(raw_bytes)
-        return
-    entry["size"] = len(raw_bytes)
-    if as_json:
-        click.echo(dumps(entry))
-        return
-    entry["reasons"] = ", ".join(entry["reasons"])
-    for key in ("id", "score", "threshold", "verdict_source", "reasons", "source", "origin",
-                "from_address", "subject", "envelope_from", "envelope_to", "created_at",
-                "raw_sha256"):
-        if entry.get(key) is not None:
-            echo(f"{key.replace('_', ' ') + ':':16}{entry[key]}", multiline=False)
-    click.echo(f"{'size:':16}{len(raw_bytes):,} bytes\n")
-    echo(raw_bytes[:4096].decode("utf-8", "replace"))
+    if not as_json:
+        entry["reasons"] = ", ".join(entry["reasons"])
+    show_kept_message(entry, raw, as_json, ("id", "score", "threshold", "verdict_source",
+                                            "reasons", "source", "origin", "from_address",
+                                            "subject", "envelope_from", "envelope_to",
+                                            "created_at", "raw_sha256"))
 
 
 @spam.command(name="release")

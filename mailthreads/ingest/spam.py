@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..config import Config, Spam
 from ..db import store
 from ..mail.analysis import Analysis
-from ..mail.verdicts import SpamVerdict
+from ..mail.verdicts import UNSCANNED, SpamVerdict
 from ..spam import Judgement, judge, scan
 from . import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason
 
@@ -60,7 +60,9 @@ def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: s
             return Screening(judgement)
         reasons.append(forged)
     elif not verdict.is_spam:
-        decided.reasons.append(reasons[0])
+        # Said only when something judged it; a quarantine keeps its reason last.
+        if decided.status == "store" and verdict is not UNSCANNED:
+            decided.reasons.append(reasons[0])
         return Screening(judgement)
     store.add_spam(conn, sha256, delivery_id, context.source, message_id=analysis.message_id,
                    subject=analysis.subject, from_address=analysis.from_address,
