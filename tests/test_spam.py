@@ -184,6 +184,23 @@ def test_release_files_spam_as_a_reply_and_delete_leaves_a_tombstone(tmp_path, s
     assert "no spam entry 99" in tool.run("spam", "show", "99").stderr.decode()
 
 
+def test_machine_mail_about_a_discussion_stays_in_it_whatever_its_score(
+        tmp_path, spamd):  # noqa: F811
+    tool = Tool(tmp_path, spamd.toml())
+    answer = message(sender="Blog Author <me@blog.example>", to="reader1@example.com",
+                     message_id="<a1@blog.example>", in_reply_to="<r1@example.com>",
+                     body="Thanks!\n")
+    out_of_office = message(sender="Reader 1 <reader1@example.com>", to="me@blog.example",
+                            message_id="<ooo@example.com>", in_reply_to="<a1@blog.example>",
+                            subject="Out of office", body=f"Away until Monday.\n{GTUBE}\n",
+                            headers={"Auto-Submitted": "auto-replied"})
+    tool.ingest(human(1), answer, out_of_office)
+    assert tool.rows("SELECT message_id, kind, spam_verdict FROM messages ORDER BY id") == [
+        ("r1@example.com", "reply", "ham"), ("a1@blog.example", "reply", None),
+        ("ooo@example.com", "auto_reply", "spam")]
+    assert tool.filed()["spam"] == []
+
+
 TRUSTED = (
     f"Authentication-Results: {MX}; spf=fail smtp.mailfrom=bank.example;\r\n"
     " dmarc=fail (p=REJECT sp=REJECT dis=NONE) header.from=bank.example\r\n"

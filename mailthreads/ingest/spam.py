@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..config import Config, Spam
 from ..db import store
 from ..mail.analysis import Analysis
+from ..mail.classify import MACHINE_KINDS
 from ..mail.verdicts import UNSCANNED, SpamVerdict
 from ..spam import Judgement, judge, scan
 from . import Context, Envelope, Outcome, Pipeline, Plan, analyze_or_reason
@@ -59,6 +60,12 @@ def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: s
                 decided.reasons.append(forged)
             return Screening(judgement)
         reasons.append(forged)
+    elif verdict.is_spam and analysis.kind in MACHINE_KINDS and decided.thread_id is not None:
+        # A bounce or auto-reply about one of your discussions (say, your answer did not
+        # arrive) stays where you will see it, whatever its score: it never needs a reply.
+        decided.reasons.append(f"{reasons[0]}: filed anyway, it reports on thread "
+                               f"{decided.thread_id}")
+        return Screening(judgement)
     elif not verdict.is_spam:
         # Said only when something judged it; a quarantine keeps its reason last.
         if decided.status == "store" and verdict is not UNSCANNED:
