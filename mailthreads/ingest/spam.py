@@ -117,7 +117,8 @@ class Rescanned:
 
 def rescan(conn: sqlite3.Connection, config: Config) -> Iterator[Rescanned]:
     """Scan the stored messages still marked ``unscanned``; spam leaves its thread for the
-    ``spam`` table. Commits after each message; stops early when the scanner is still down."""
+    ``spam`` table (machine mail about a discussion stays, as when filed). Commits after each
+    message; stops early when the scanner is still down."""
     after = 0
     while batch := store.unscanned_messages(conn, after, RESCAN_BATCH):
         for row in batch:
@@ -126,7 +127,7 @@ def rescan(conn: sqlite3.Connection, config: Config) -> Iterator[Rescanned]:
             if verdict.label == "unscanned":
                 yield Rescanned(row["message_id"], row["subject"] or "", verdict)
                 return
-            if verdict.is_spam:
+            if verdict.is_spam and not (row["kind"] in MACHINE_KINDS and row["thread_id"]):
                 store.unfile_message(conn, row["id"])
                 store.add_spam(conn, row["raw_sha256"], None, row["source"] or "file",
                                message_id=row["message_id"], subject=row["subject"],

@@ -86,7 +86,8 @@ def unscanned_messages(conn: sqlite3.Connection, after_id: int,
     """Stored messages the scanner has not judged yet, in id order after ``after_id``."""
     return _dicts(conn.execute(
         """SELECT messages.id, messages.raw_sha256, messages.message_id, messages.subject,
-                  messages.from_address, messages.source, raw_messages.raw
+                  messages.from_address, messages.source, messages.kind, messages.thread_id,
+                  raw_messages.raw
            FROM messages JOIN raw_messages ON raw_messages.sha256 = messages.raw_sha256
            WHERE messages.spam_verdict = 'unscanned' AND messages.id > ?
            ORDER BY messages.id LIMIT ?""",
