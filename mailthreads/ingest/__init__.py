@@ -514,6 +514,7 @@ class Pipeline:
                            decided, origin)
         if screening.outcome is not None:
             return screening.outcome
+        decided = screening.plan
         if decided.status == "store":
             decided.thread_id = _write(self.conn, analysis, decided, context, sha256)
             screening.record(self.conn, sha256)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import Config, Spam
 from ..db import store
@@ -30,8 +30,10 @@ RESCAN_BATCH = 50
 @dataclass
 class Screening:
     """What ``screen`` decided: ``outcome`` when the message was kept as spam (nothing else
-    to do), else the verdict to record once the message is stored."""
+    to do), else the ``plan`` to carry out (the one given, or a copy quarantining a forged
+    message, or with the verdict among its reasons) and the verdict to record once stored."""
 
+    plan: Plan
     judgement: Judgement | None = None
     outcome: Outcome | None = None
 
@@ -47,7 +49,7 @@ def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: s
            origin: str | None = None) -> Screening:
     """Judge an incoming message about to be stored or quarantined, and keep spam apart."""
     if decided.direction != "in" or decided.status not in ("store", "quarantine"):
-        return Screening()
+        return Screening(decided)
     judgement = judge(raw, config.spam)
     verdict = judgement.verdict
     reasons = [f"spam verdict: {verdict.describe()}"]
@@ -56,30 +58,34 @@ def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: s
         forged = (f"forged: DMARC failed ({judgement.authentication.describe()})")
         if config.spam.dmarc_failure == "quarantine":
             if decided.status == "store":
-                decided.status = "quarantine"
-                decided.reasons.append(forged)
-            return Screening(judgement)
+                decided = _with_reason(decided, forged, status="quarantine")
+            return Screening(decided, judgement)
         reasons.append(forged)
     elif verdict.is_spam and analysis.kind in MACHINE_KINDS and decided.thread_id is not None:
         # A bounce or auto-reply about one of your discussions (say, your answer did not
         # arrive) stays where you will see it, whatever its score: it never needs a reply.
-        decided.reasons.append(f"{reasons[0]}: filed anyway, it reports on thread "
-                               f"{decided.thread_id}")
-        return Screening(judgement)
+        return Screening(_with_reason(decided, f"{reasons[0]}: filed anyway, it reports on "
+                                      f"thread {decided.thread_id}"), judgement)
     elif not verdict.is_spam:
         # Said only when something judged it; a quarantine keeps its reason last.
         if decided.status == "store" and verdict is not UNSCANNED:
-            decided.reasons.append(reasons[0])
-        return Screening(judgement)
+            decided = _with_reason(decided, reasons[0])
+        return Screening(decided, judgement)
     store.add_spam(conn, sha256, delivery_id, context.source, message_id=analysis.message_id,
                    subject=analysis.subject, from_address=analysis.from_address,
                    score=verdict.score, threshold=verdict.threshold,
                    verdict_source=verdict.source,
                    reasons=list(verdict.reasons) + reasons[1:])
     store.finish_delivery(conn, delivery_id, "spam", analysis.message_id)
-    return Screening(judgement, Outcome("spam", message_id=analysis.message_id,
+    return Screening(decided, judgement, Outcome("spam", message_id=analysis.message_id,
                                         kind=analysis.kind, direction="in",
                                         reasons=tuple(reasons), origin=origin))
+
+
+def _with_reason(decided: Plan, reason: str, **changes: str) -> Plan:
+    """A copy of the plan with one more reason (plans are not changed once made)."""
+    return replace(decided, reasons=type(decided.reasons)([*decided.reasons, reason]),
+                   **changes)
 
 
 def release(conn: sqlite3.Connection, config: Config, entry_id: int,
