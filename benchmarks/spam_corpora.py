@@ -7,7 +7,7 @@ scanner is off by default), with the files and rules. Bodies without headers (th
 sets) are scanned as a reply with minimal headers; the sets' expected outputs and cut-out
 fragments are left out.
 
-    PYTHONPATH=. python3 benchmarks/spam_corpora.py [--json]
+    PYTHONPATH=. python3 benchmarks/spam_corpora.py [--json] [SET,SET...]
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ WRAP = (b"From: Reader <reader@example.com>\r\nTo: reply+post@blog.example\r\n"
 # Files that are not messages: expected outputs, and the trimming sets' cut-out parts.
 NOT_MESSAGES = ("LICENSE", "COPYING", "README", "NOTICE", "default_tree_expected")
 FRAGMENT_FOLDERS = {"trimmed", "elided", "embedded", "before", "matchers"}
+# Sets of bare reply bodies (no header section, though a first line may look like one).
+BODY_SETS = {"email_reply_trimmer", "github_email_reply_parser", "zapier_email_reply_parser",
+             "mail_parser_reply"}
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]")
 
 
@@ -54,8 +57,10 @@ def messages() -> list[tuple[str, Path]]:
     return found
 
 
-def as_message(raw: bytes) -> bytes:
+def as_message(corpus: str, raw: bytes) -> bytes:
     """The file as a message: an mbox "From " line dropped, a bare body given headers."""
+    if corpus in BODY_SETS:
+        return WRAP + raw
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[-1]
     return raw if _HEADER_LINE.match(raw) else WRAP + raw
@@ -64,14 +69,16 @@ def as_message(raw: bytes) -> bytes:
 def main() -> None:
     if not CORPORA.is_dir():
         sys.exit(f"corpora not found at {CORPORA}; set MAILTHREADS_CORPORA")
+    chosen = {a for arg in sys.argv[1:] if not arg.startswith("--") for a in arg.split(",")}
     root = Path(tempfile.mkdtemp(prefix="spam-corpora-"))
     server = SpamdServer(root).start()
     settings = Spam(enabled=True, port=server.port, timeout=60)
     try:
-        files = messages()
+        files = [(name, path) for name, path in messages()
+                 if not chosen or name in chosen]
         with ThreadPoolExecutor(2) as pool:
-            verdicts = list(pool.map(lambda item: scan(as_message(item[1].read_bytes()),
-                                                       settings), files))
+            verdicts = list(pool.map(lambda item: scan(as_message(
+                item[0], item[1].read_bytes()), settings), files))
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
