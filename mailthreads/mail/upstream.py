@@ -111,7 +111,8 @@ def parse_authentication_results(value: str) -> tuple[str, dict[str, str]]:
                 or re.search(r"\b(?:p|policy)\s*=\s*([A-Za-z]+)", piece, re.IGNORECASE)
             if policy:
                 found["dmarc_policy"] = policy.group(1).lower()
-            header_from = re.search(r"header\.from\s*=\s*([^\s;()]+)", bare, re.IGNORECASE)
+            header_from = re.search(r"header\.from\s*=\s*([A-Za-z0-9.\-_]+)", bare,
+                                    re.IGNORECASE)
             if header_from:
                 found["header_from"] = header_from.group(1).lower()
     return authserv_id, found
