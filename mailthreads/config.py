@@ -106,6 +106,21 @@ class Notify(NamedTuple):
     digest: str | None = None
 
 
+class Spam(NamedTuple):
+    """[spam]: a SpamAssassin ``spamd`` scan when a message is filed, and which of the
+    headers that upstream servers add are believed (see ``mail.upstream``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 783
+    timeout: float = 10.0
+    threshold: float | None = None  # None: spamd's own required score
+    # The user's own servers (Received "by" hosts and Authentication-Results authserv-ids):
+    # exact names or parent domains. Empty: no upstream header is believed.
+    authserv_ids: tuple[str, ...] = ()
+    dmarc_failure: str = "quarantine"  # or "spam"
+
+
 class Config(NamedTuple):
     path: Path | None = None
     database: Path | None = None
@@ -117,6 +132,7 @@ class Config(NamedTuple):
     imap: tuple[ImapAccount, ...] = ()
     outgoing: Outgoing | None = None
     notify: Notify = Notify()
+    spam: Spam = Spam()
 
     @property
     def secret(self) -> str | None:
@@ -162,7 +178,7 @@ def load(path: Path | str | None, *, required: bool = False) -> Config:
 def parse(data: dict[str, Any], path: Path) -> Config:
     reader = _Reader(path)
     known_tables = {"database", "addresses", "author", "posts", "limits", "listener", "imap",
-                    "outgoing", "notify"}
+                    "outgoing", "notify", "spam"}
     for key in data:
         if key not in known_tables:
             reader.problem(key, "unknown section; expected one of "
@@ -186,6 +202,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     imap = _imap_accounts(reader, data.get("imap", []))
     outgoing = _outgoing(reader, data["outgoing"]) if "outgoing" in data else None
     notify = _notify(reader, reader.table(data, "notify"), author)
+    spam = _spam(reader, reader.table(data, "spam"))
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -199,6 +216,28 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         imap=imap,
         outgoing=outgoing,
         notify=notify,
+        spam=spam,
+    )
+
+
+def _spam(reader: _Reader, table: dict[str, Any]) -> Spam:
+    defaults = Spam()
+    reader.only(table, "spam", set(defaults._fields))
+    threshold = None
+    if "threshold" in table:
+        threshold = reader.positive_number(table, "spam", "threshold", 5.0)
+    port = reader.positive_int(table, "spam", "port", defaults.port)
+    if not 0 < port < 65536:
+        reader.problem("spam.port", f"must be a TCP port (1-65535), not {port}")
+    return Spam(
+        enabled=reader.boolean(table, "spam", "enabled", defaults.enabled),
+        host=reader.string(table, "spam", "host") or defaults.host,
+        port=port,
+        timeout=reader.positive_number(table, "spam", "timeout", defaults.timeout),
+        threshold=threshold,
+        authserv_ids=tuple(reader.string_list(table, "spam", "authserv_ids")),
+        dmarc_failure=reader.choice(table, "spam", "dmarc_failure", ("quarantine", "spam"),
+                                    defaults.dmarc_failure),
     )
 
 

@@ -46,7 +46,7 @@ def serve(tmp_path):
 
 # Programs the real-server tests run, and the Debian packages that provide them.
 DEBIAN_PACKAGES = {"dovecot": "dovecot-imapd", "postfix": "postfix", "swaks": "swaks",
-                   "openssl": "openssl"}
+                   "openssl": "openssl", "spamd": "spamd", "spamassassin": "spamassassin"}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -35,6 +35,8 @@ COMMANDS = {
     "stats": "review:stats",
     "review": "review:review",
     "quarantine": "quarantine:quarantine",
+    "spam": "spam:spam",
+    "rescan": "spam:rescan",
     "serve": "serve:serve",
     "poll": "poll:poll",
     "reply": "answer:reply",

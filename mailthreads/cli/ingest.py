@@ -108,7 +108,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         raise click.exceptions.Exit(EX_INTERRUPTED) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
               "quarantined": summary.quarantined, "ignored": summary.ignored,
-              "deleted": summary.deleted,
+              "deleted": summary.deleted, "spam": summary.spam,
               "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
         click.echo(dumps({"summary": totals, "messages": outcomes}))
@@ -122,6 +122,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
             line += f"; {_skipped_files(skipped, verbose)}"
         if summary.deleted:
             line += f"; {summary.deleted} deleted by you before, not filed again"
+        if summary.spam:
+            line += f"; {summary.spam} spam, kept apart (mailthreads spam list)"
         click.echo(line)
         if summary.quarantined:
             click.echo("See them with: mailthreads review (each with the command that "
@@ -204,6 +206,7 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
             "quoted_text": analysis.quoted_text,
             "signature": analysis.signature,
         }
+    _add_verdict(result, raw, config)
     if deleted := deleted_before(reader, sha256_of(raw), analysis):
         result.update(status="deleted", reasons=[*result["reasons"], deleted])
     if as_json:
@@ -214,7 +217,8 @@ def explain(app: App, file: Path, post_hint: str | None, rcpt_to: tuple[str, ...
     if result.get("trust"):
         result["sender"] = f"{result['trust']['action']}: {result['trust']['reason']}"
     for key in ("status", "review_class", "message_id", "from", "sender", "subject", "kind",
-                "direction", "post", "thread", "parent_message_id"):
+                "direction", "post", "thread", "parent_message_id", "verdict",
+                "authentication"):
         if key in result:
             value = result[key]
             if key == "status":  # explain stores nothing: say what ingest would do
@@ -249,3 +253,25 @@ def _kind_and_route(analysis: Any, context: Any, config: Any) -> list[str]:
         reasons.append(f"{route.found_in} {route.reply_address.address} names post "
                        f"{route.reply_address.slug}")
     return reasons
+
+
+def _add_verdict(result: dict, raw: bytes, config) -> None:
+    """The spam verdict and where it came from (a spamd scan when [spam] is enabled: nothing
+    is stored), and what the trusted Authentication-Results say."""
+    from ..spam import judge
+
+    judgement = judge(raw, config.spam)
+    result["verdict"] = judgement.verdict.describe()
+    result["authentication"] = (judgement.authentication.describe()
+                                if judgement.authentication else None)
+    if result.get("direction") != "in" or result["status"] not in ("stored", "quarantined"):
+        return
+    if judgement.forged:
+        action = config.spam.dmarc_failure
+        result["status"] = "spam" if action == "spam" else "quarantined"
+        result["reasons"] = [*result["reasons"], "forged: DMARC failed ("
+                             f"{judgement.authentication.describe()}): {action}"]
+    elif judgement.verdict.is_spam:
+        result["status"] = "spam"
+        result["reasons"] = [*result["reasons"], "spam: kept apart (mailthreads spam list), "
+                             "no post, thread or correspondent"]

@@ -119,6 +119,26 @@ def echo_bytes(data: bytes) -> None:
         sys.stdout.flush()
 
 
+def show_kept_message(entry: dict[str, Any], raw: bool, as_json: bool,
+                      keys: Sequence[str]) -> None:
+    """A message kept apart (quarantine, spam) with its ``raw`` bytes: the exact bytes
+    (``--raw``), JSON without them, or ``keys`` one per line and the start of the message."""
+    raw_bytes = entry.pop("raw")
+    if raw:
+        echo_bytes(raw_bytes)
+        return
+    if as_json:
+        entry["size"] = len(raw_bytes)
+        click.echo(dumps(entry))
+        return
+    width = max(len(key) for key in (*keys, "size")) + 2
+    for key in keys:
+        if entry.get(key) is not None:
+            echo(f"{key.replace('_', ' ') + ':':{width}}{entry[key]}", multiline=False)
+    click.echo(f"{'size:':{width}}{len(raw_bytes):,} bytes\n")
+    echo(raw_bytes[:4096].decode("utf-8", "replace"))
+
+
 def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
          *, empty: str = "Nothing to show.", shrink: Sequence[tuple[str, int]] = (),
          highlight: Sequence[str] = (), bold: Callable[[dict[str, Any]], bool] | None = None,
@@ -227,4 +247,6 @@ def committed_counts(counts: dict[str, int]) -> str:
     from ``store.delivery_counts_since``."""
     detail = ", ".join(f"{counts.get(status, 0)} {status}"
                        for status in ("stored", "duplicate", "quarantined"))
+    if counts.get("spam"):
+        detail += f", {counts['spam']} spam"
     return f"{sum(counts.values())} messages in ({detail})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo, echo_bytes, emit, output_options
+from .output import chosen_format, echo, emit, output_options, show_kept_message
 
 
 @click.group()
@@ -49,20 +49,9 @@ def quarantine_show(app: App, entry_id: int, raw: bool, as_json: bool) -> None:
         entry = store.get_quarantine(app.reader(), entry_id)
     except store.NotFound as error:
         raise click.ClickException(str(error)) from None
-    raw_bytes = entry.pop("raw")
-    if raw:
-        echo_bytes(raw_bytes)
-        return
-    if as_json:
-        entry["size"] = len(raw_bytes)
-        click.echo(dumps(entry))
-        return
-    for key in ("id", "reason", "source", "origin", "from_address", "subject", "envelope_from",
-                "envelope_to", "created_at", "raw_sha256"):
-        if entry.get(key) is not None:
-            echo(f"{key.replace('_', ' ') + ':':15}{entry[key]}", multiline=False)
-    click.echo(f"{'size:':15}{len(raw_bytes):,} bytes\n")
-    echo(raw_bytes[:4096].decode("utf-8", "replace"))
+    show_kept_message(entry, raw, as_json, ("id", "reason", "source", "origin", "from_address",
+                                            "subject", "envelope_from", "envelope_to",
+                                            "created_at", "raw_sha256"))
 
 
 @quarantine.command(name="release")

@@ -371,6 +371,40 @@ def m008_trust(db: Database) -> None:
     db["threads"].create_index(["correspondent_id"])
 
 
+@migrations()
+def m009_spam(db: Database) -> None:
+    # Spam is kept apart from the discussions: like the quarantine, one row per message's raw
+    # bytes, with no post, correspondent or thread (issue 12). Released spam leaves this table
+    # and is filed normally; deleted spam leaves a tombstone.
+    db["spam"].create(
+        {
+            "id": int,
+            "raw_sha256": str,
+            "delivery_id": int,
+            "source": str,  # smtp, imap, file, cli
+            "message_id": str,
+            "subject": str,
+            "from_address": str,
+            "score": float,  # NULL when the verdict gives none (X-Spam-Flag: YES)
+            "threshold": float,
+            "verdict_source": str,  # e.g. "spamd 127.0.0.1:783", "upstream X-Spam-Status ..."
+            "reasons": str,  # JSON array: rule names, or the DMARC failure
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"raw_sha256", "verdict_source", "created_at"},
+    )
+    db["spam"].create_index(["raw_sha256"])
+    # The verdict of each stored incoming message: ham, unscanned (the scanner was off or down:
+    # 'mailthreads rescan' scans it) or released (spam the author filed by hand). NULL for
+    # the author's own messages and for messages filed before this step.
+    db["messages"].add_column("spam_verdict", str)
+    db["messages"].add_column("spam_score", float)
+    db["messages"].add_column("verdict_source", str)
+    db.execute("CREATE INDEX messages_unscanned ON messages (spam_verdict) "
+               "WHERE spam_verdict = 'unscanned'")
+
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""

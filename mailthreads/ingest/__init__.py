@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from .. import db
 from ..config import SLUG_PATTERN, Config
@@ -30,68 +30,14 @@ from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
-from ..mail.trust import TrustDecision
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
 from .analysed import Analysed, Unparsed
 from .analysed import analyse_or_unparsed as analyse_or_unparsed  # for transports and tools
 from .budget import Analyser
+from .screening import screen
 from .sender import sender_decision
-
-Unrouted = Literal["quarantine", "ignore"]
-
-
-@dataclass(frozen=True)
-class Envelope:
-    mail_from: str | None = None  # "" is the null sender <>
-    rcpt_to: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # stored, duplicate, quarantined, ignored, deleted (tombstoned: not filed)
-    message_id: str | None = None
-    thread: int | None = None
-    post: str | None = None
-    kind: str | None = None
-    direction: str | None = None
-    reasons: tuple[str, ...] = ()
-    origin: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        result = asdict(self)
-        result["reasons"] = list(self.reasons)
-        return result
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Where a message goes: the routing decision, made once and not changed after. ``None``
-    ids (a new post, correspondent or thread) are created when the plan is carried out."""
-
-    status: str  # store, duplicate, quarantine, ignore
-    reasons: tuple[str, ...] = ()
-    direction: str = "in"
-    post_slug: str | None = None
-    post_id: int | None = None
-    create_post: bool = False
-    correspondent_id: int | None = None
-    correspondent_name: str = ""
-    correspondent_address: str | None = None
-    possibly_same_as: int | None = None  # the correspondent a new thread's sender claims to be
-    thread_id: int | None = None
-    wants_thread: bool = False
-    parent: str | None = None
-    message_id_reused: bool = False
-    trust: TrustDecision | None = None  # the sender's, for incoming mail (mail.trust)
-    review_class: str | None = None  # quarantined: the review queue's class, None for a fault
-    held_for: str | None = None  # the unknown post's slug an "unknown_post" message waits for
-
-    @property
-    def outcome_status(self) -> str:
-        """What happened, in the words of ``Outcome.status``."""
-        return {"store": "stored", "duplicate": "duplicate", "quarantine": "quarantined",
-                "ignore": "ignored"}[self.status]
+from .values import Context, Envelope, Outcome, Plan, Unrouted
 
 
 class _Draft:
@@ -107,13 +53,6 @@ class _Draft:
 
 
 _PLAN_FIELDS = {f.name: f for f in fields(Plan) if f.default is not MISSING}
-
-
-@dataclass(frozen=True)
-class Context:
-    source: str
-    envelope: Envelope = Envelope()
-    post_hint: str | None = None
 
 
 def sha256_of(raw: bytes) -> str:
@@ -529,9 +468,16 @@ class Pipeline:
             return Outcome("quarantined", reasons=(analysis.reason,), origin=origin)
         if decided is None:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
+        # Sender trust (issue 12): spam is kept apart, never in a post, thread or correspondent.
+        screening = screen(self.conn, self.config, delivery_id, sha256, raw, context, analysis,
+                           decided, origin)
+        if screening.outcome is not None:
+            return screening.outcome
+        decided = screening.plan
         thread_id = decided.thread_id
         if decided.status == "store":
             thread_id = _write(self.conn, analysis, decided, context, sha256)
+            screening.record(self.conn, sha256)
             index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)

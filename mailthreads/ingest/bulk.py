@@ -35,6 +35,7 @@ class Summary:
     quarantined: int = 0
     ignored: int = 0
     deleted: int = 0  # tombstoned: deleted by the author before, not filed again
+    spam: int = 0  # kept apart as spam (issue 12): see 'mailthreads spam list'
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
@@ -45,7 +46,7 @@ class Summary:
     @property
     def total(self) -> int:
         return (self.stored + self.duplicate + self.quarantined + self.ignored
-                + self.deleted)
+                + self.deleted + self.spam)
 
 
 def _batches(items: Iterable[Job], config: Config, workers: int,

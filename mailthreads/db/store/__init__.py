@@ -122,6 +122,16 @@ from .raw_deliveries import (
     raw_message,
     save_raw,
 )
+from .spam import (
+    add_spam,
+    delete_spam,
+    forget_spam,
+    get_spam,
+    list_spam,
+    set_message_verdict,
+    unfile_message,
+    unscanned_messages,
+)
 from .stats import (
     stats,
 )
@@ -272,4 +282,12 @@ __all__ = [
     "unkeyed_threads_of_post",
     "unsaved_sent_copies",
     "upsert_post",
+    "add_spam",
+    "delete_spam",
+    "forget_spam",
+    "get_spam",
+    "list_spam",
+    "set_message_verdict",
+    "unfile_message",
+    "unscanned_messages",
 ]

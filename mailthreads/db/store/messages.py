@@ -181,6 +181,11 @@ class NewMessage(NamedTuple):
     raw_sha256: str
     identity_sha256: str
     is_read: bool
+    # The spam verdict (issue 12): ham, unscanned, released; None for the author's messages.
+    # The pipeline fills these just after the insert (ingest.screening.Screening.record).
+    spam_verdict: str | None = None
+    spam_score: float | None = None
+    verdict_source: str | None = None
 
 
 _INSERT_MESSAGE = (f"INSERT INTO messages ({_column_list((*NewMessage._fields, 'received_at'))}) "

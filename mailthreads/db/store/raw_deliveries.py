@@ -110,8 +110,9 @@ def drop_delivery(conn: sqlite3.Connection, delivery_id: int, sha256: str) -> No
 def _forget_raw_if_unused(conn: sqlite3.Connection, sha256: str) -> None:
     in_use = _one(conn, "SELECT 1 FROM messages WHERE raw_sha256 = ? UNION ALL "
                   "SELECT 1 FROM quarantine WHERE raw_sha256 = ? UNION ALL "
+                  "SELECT 1 FROM spam WHERE raw_sha256 = ? UNION ALL "
                   "SELECT 1 FROM deliveries WHERE raw_sha256 = ? AND status = 'pending' "
-                  "LIMIT 1", (sha256, sha256, sha256))
+                  "LIMIT 1", (sha256, sha256, sha256, sha256))
     if not in_use:
         conn.execute("DELETE FROM deliveries WHERE raw_sha256 = ?", (sha256,))
         conn.execute("DELETE FROM raw_messages WHERE sha256 = ?", (sha256,))

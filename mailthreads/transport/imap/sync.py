@@ -100,6 +100,7 @@ class FolderReport:
     quarantined: int = 0
     ignored: int = 0
     deleted: int = 0  # deleted by the author before (a tombstone): not filed again
+    spam: int = 0  # kept apart as spam (issue 12)
     gone: int = 0
     handled_on_server: int = 0
     rescan: str = ""  # why older mail was read again; "" when it was not
@@ -123,6 +124,8 @@ class FolderReport:
                  f"{self.quarantined} quarantined", f"{self.ignored} left alone"]
         if self.deleted:
             parts.append(f"{self.deleted} deleted by you before, not filed again")
+        if self.spam:
+            parts.append(f"{self.spam} spam, kept apart")
         if self.gone:
             parts.append(f"{self.gone} deleted on the server before they could be fetched")
         head = f"{self.new} new"

@@ -1,0 +1,78 @@
+"""The ``mailthreads spam`` and ``rescan`` operations on mail kept apart as spam (filing by
+the verdict is ``screening.screen``, the pipeline's hook)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..config import Config, Spam
+from ..db import store
+from ..mail.classify import MACHINE_KINDS
+from ..mail.verdicts import SpamVerdict
+from ..spam import scan
+from . import Envelope, Outcome, Pipeline, Unparsed, analyse_or_unparsed
+
+DELETE_REASON = "spam delete"
+RESCAN_BATCH = 50
+
+
+def release(conn: sqlite3.Connection, config: Config, entry_id: int,
+            post_hint: str | None = None) -> Outcome:
+    """File a spam entry as a normal message (no scan this time). Released again after a
+    crash between the two commits, it is found stored and only leaves the spam list."""
+    entry = store.get_spam(conn, entry_id)
+    envelope = Envelope(entry["envelope_from"], tuple(json.loads(entry["envelope_to"] or "[]")))
+    unscreened = config._replace(spam=Spam())  # the author's decision overrides the scanner
+    outcome = Pipeline(conn, unscreened).accept(
+        entry["raw"], entry["source"] or "file", envelope, origin=f"spam {entry_id}",
+        post_hint=post_hint or entry["post_hint"])
+    if outcome.status in ("stored", "duplicate"):
+        store.forget_spam(conn, entry["raw_sha256"])
+        store.set_message_verdict(conn, entry["raw_sha256"], "released", entry["score"],
+                                  f"released by the author ({entry['verdict_source']})")
+    conn.commit()
+    return outcome
+
+
+def delete(conn: sqlite3.Connection, config: Config, entry_id: int) -> None:
+    """Delete a spam entry and its raw bytes, leaving a tombstone (hashes only)."""
+    entry = store.get_spam(conn, entry_id)
+    analysis = analyse_or_unparsed(entry["raw"], config, entry["envelope_from"])
+    identity = None if isinstance(analysis, Unparsed) else analysis.identity_sha256
+    store.delete_spam(conn, entry_id, DELETE_REASON, identity)
+
+
+@dataclass(frozen=True)
+class Rescanned:
+    message_id: str
+    subject: str
+    verdict: SpamVerdict
+
+
+def rescan(conn: sqlite3.Connection, config: Config) -> Iterator[Rescanned]:
+    """Scan the stored messages still marked ``unscanned``; spam leaves its thread for the
+    ``spam`` table (machine mail about a discussion stays, as when filed). Commits after each
+    message; stops early when the scanner is still down."""
+    after = 0
+    while batch := store.unscanned_messages(conn, after, RESCAN_BATCH):
+        for row in batch:
+            after = row["id"]
+            verdict = scan(row["raw"], config.spam)
+            if verdict.label == "unscanned":
+                yield Rescanned(row["message_id"], row["subject"] or "", verdict)
+                return
+            if verdict.is_spam and not (row["kind"] in MACHINE_KINDS and row["thread_id"]):
+                store.unfile_message(conn, row["id"])
+                store.add_spam(conn, row["raw_sha256"], None, row["source"] or "file",
+                               message_id=row["message_id"], subject=row["subject"],
+                               from_address=row["from_address"], score=verdict.score,
+                               threshold=verdict.threshold, verdict_source=verdict.source,
+                               reasons=list(verdict.reasons))
+            else:
+                store.set_message_verdict(conn, row["raw_sha256"], verdict.label,
+                                          verdict.score, verdict.source)
+            conn.commit()
+            yield Rescanned(row["message_id"], row["subject"] or "", verdict)

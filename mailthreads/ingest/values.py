@@ -1,0 +1,72 @@
+"""The values the pipeline passes around: a message's envelope, where it should go (``Plan``,
+the routing decision, made once) and what became of it (``Outcome``). Below the pipeline and
+the spam screening, so that both can use them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from ..mail.trust import TrustDecision
+
+Unrouted = Literal["quarantine", "ignore"]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str | None = None  # "" is the null sender <>
+    rcpt_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # stored, duplicate, quarantined, ignored, deleted (tombstoned: not filed)
+    message_id: str | None = None
+    thread: int | None = None
+    post: str | None = None
+    kind: str | None = None
+    direction: str | None = None
+    reasons: tuple[str, ...] = ()
+    origin: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["reasons"] = list(self.reasons)
+        return result
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a message goes: the routing decision, made once and not changed after. ``None``
+    ids (a new post, correspondent or thread) are created when the plan is carried out."""
+
+    status: str  # store, duplicate, quarantine, ignore
+    reasons: tuple[str, ...] = ()
+    direction: str = "in"
+    post_slug: str | None = None
+    post_id: int | None = None
+    create_post: bool = False
+    correspondent_id: int | None = None
+    correspondent_name: str = ""
+    correspondent_address: str | None = None
+    possibly_same_as: int | None = None  # the correspondent a new thread's sender claims to be
+    thread_id: int | None = None
+    wants_thread: bool = False
+    parent: str | None = None
+    message_id_reused: bool = False
+    trust: TrustDecision | None = None  # the sender's, for incoming mail (mail.trust)
+    review_class: str | None = None  # quarantined: the review queue's class, None for a fault
+    held_for: str | None = None  # the unknown post's slug an "unknown_post" message waits for
+
+    @property
+    def outcome_status(self) -> str:
+        """What happened, in the words of ``Outcome.status``."""
+        return {"store": "stored", "duplicate": "duplicate", "quarantine": "quarantined",
+                "ignore": "ignored"}[self.status]
+
+
+@dataclass(frozen=True)
+class Context:
+    source: str
+    envelope: Envelope = Envelope()
+    post_hint: str | None = None
