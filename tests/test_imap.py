@@ -35,8 +35,9 @@ create_on_first_reply = true  # replies create their post (the default holds the
 """
 AUTHOR = "Blog Author <me@blog.example>"
 JANE = "Jane Reader <jane@example.com>"
-DEADLINE = 60.0  # seconds a live (--watch) effect may take before a test calls it missing (generous:
-# on a loaded 2-core machine the watcher, its analysis workers and Dovecot share the CPU)
+# Seconds a live (--watch) effect may take before a test calls it missing; generous, since on a
+# loaded 2-core machine the watcher, its analysis workers and Dovecot share the CPU.
+DEADLINE = 60.0
 
 
 @dataclass
