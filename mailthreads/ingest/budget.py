@@ -195,13 +195,21 @@ class Analyser:
         """(key, analysis) for each (key, raw, envelope sender), in order; read lazily."""
         return Run(self, items)
 
+    def start_workers(self) -> None:
+        """Start the workers now (a later ``analyse_all`` may run in another thread)."""
+        while len(self._all) < self.workers:
+            self._give_back(self._new_worker())
+
     # Used by Run
-    def _take_worker(self) -> _Worker:
-        if self._idle:
-            return self._idle.pop()
+    def _new_worker(self) -> _Worker:
         worker = _Worker(self._context, self.config)
         self._all.append(worker)
         return worker
+
+    def _take_worker(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        return self._new_worker()
 
     def _give_back(self, worker: _Worker) -> None:
         self._idle.append(worker)
