@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,12 +102,24 @@ def messages(count: int, corpora: Path, posts: int = 300) -> list[bytes]:
     return made
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+CPU_SECONDS: dict[str, list[float]] = {}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict[str, str], name: str = "") -> tuple[float, str]:
+    """Wall seconds and stdout of a command; its CPU seconds (its children's included) go to
+    CPU_SECONDS[name]."""
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    CPU_SECONDS.setdefault(name, []).append(round(children_cpu() - cpu, 2))
     return elapsed, done.stdout
 
 
@@ -122,6 +135,8 @@ def main() -> None:
         "MAILTHREADS_CORPORA", ROOT.parent / "shared" / "corpora")))
     parser.add_argument("--no-readme", action="store_true",
                         help="Print the figures only; leave benchmarks/README.md alone")
+    parser.add_argument("--old", type=Path, help="also time `mailthreads poll` from this "
+                        "checkout (e.g. a `git archive` of main), interleaved with the others")
     args = parser.parse_args()
     if not shutil.which("mbsync"):
         sys.exit("mbsync is not installed: apt-get install isync")
@@ -141,24 +156,29 @@ def main() -> None:
             host=mailbox.host, port=mailbox.port, username=mailbox.username))
         env = {**os.environ, "MAILTHREADS_BENCH_PASSWORD": mailbox.password}
         load_before = loadavg()
-        ours, theirs, summary = [], [], ""
+        ours, theirs, olds, summary = [], [], [], ""
         for run in range(args.repeat):
-            database = work / f"run{run}.db"
-            seconds, summary = timed([sys.executable, "-m", "mailthreads", "-c",
+            for code, times in [(ROOT, ours), *([(args.old, olds)] if args.old else [])]:
+                database = work / f"run{run}.db"
+                seconds, out = timed([sys.executable, "-m", "mailthreads", "-c",
                                       str(work / "config.toml"), "-d", str(database), "poll"],
-                                     env)
-            ours.append(seconds)
+                                     {**env, "PYTHONPATH": str(code)}, str(code))
+                summary = summary or out
+                times.append(seconds)
+                database.unlink()
+                print(f"{code}: {seconds:.2f} s, {CPU_SECONDS[str(code)][-1]} CPU s", flush=True)
             maildir = work / f"maildir{run}"
             maildir.mkdir()
             (work / "mbsyncrc").write_text(MBSYNC.format(
                 host=mailbox.host, port=mailbox.port, username=mailbox.username,
                 password=mailbox.password, maildir=maildir))
-            seconds, _ = timed(["mbsync", "-q", "-c", str(work / "mbsyncrc"), "bench"], env)
+            seconds, _ = timed(["mbsync", "-q", "-c", str(work / "mbsyncrc"), "bench"], env,
+                               "mbsync")
             theirs.append(seconds)
+            print(f"mbsync: {seconds:.2f} s, {CPU_SECONDS['mbsync'][-1]} CPU s", flush=True)
             synced = sum(1 for _ in (maildir / "INBOX" / "new").iterdir()) + \
                 sum(1 for _ in (maildir / "INBOX" / "cur").iterdir())
             assert synced == args.count, f"mbsync synced {synced} of {args.count}"
-            database.unlink()
             shutil.rmtree(maildir)
         load_after = loadavg()
     finally:
@@ -185,6 +205,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "all_mailthreads_seconds": [round(s, 2) for s in ours],
         "all_mbsync_seconds": [round(s, 2) for s in theirs],
+        "all_old_seconds": [round(s, 2) for s in olds],
+        "cpu_seconds": CPU_SECONDS,
     }
     print(json.dumps(result, indent=2))
     if not args.no_readme:
