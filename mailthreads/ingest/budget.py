@@ -251,13 +251,20 @@ class Run(Iterator[tuple[Key, Result]], Generic[Key]):
         self._next_out += 1
         return result
 
-    def ready(self) -> bool:
-        """True when ``next()`` would not wait for an analysis."""
-        if self._next_out not in self._done:
-            self._fill()
-            if self._busy:
-                self._collect(0)
-        return self._next_out in self._done or (self._exhausted and not self._busy)
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True when ``next()`` would not wait for an analysis; waits up to ``timeout``
+        seconds for that."""
+        give_up = time.monotonic() + timeout
+        while True:
+            if self._next_out not in self._done:
+                self._fill()
+                if self._busy:
+                    self._collect(max(0.0, min(give_up - time.monotonic(),
+                                               self._seconds_to_next_deadline())))
+            if self._next_out in self._done or (self._exhausted and not self._busy):
+                return True
+            if time.monotonic() >= give_up:
+                return False
 
     def _fill(self) -> None:
         while (not self._exhausted and len(self._busy) < self._analyser.workers

@@ -22,8 +22,8 @@ from .budget import Analyser
 
 COMMIT_EVERY = 500
 COMMIT_BYTES = 64 * 1024 * 1024
-# A batch still filling is written once it is this old and the next analysis is not in yet, so
-# progress shows (and is kept) about every second even when messages come in slowly.
+# A batch is written once it is this old and the next analysis is not in yet, so progress
+# shows (and is kept) about every second even when analyses come in slowly.
 COMMIT_SECONDS = 1.0
 # Below this many messages a worker pool costs more than it saves.
 POOL_THRESHOLD = 64
@@ -57,10 +57,11 @@ def _batches(items: Iterable[Job], config: Config, workers: int,
     """Analysed messages, in input order and in batches: a batch is complete before its write
     transaction starts, so that transaction never waits for a parse (which may take up to
     ``[limits] max_parse_seconds``) and other writers such as ``serve`` are not kept waiting.
-    A batch ends at ``COMMIT_EVERY`` messages or ``COMMIT_BYTES``, or once it is
-    ``COMMIT_SECONDS`` old where the next analysis is not in yet. (Ending every batch where the
-    next analysis was not in made a commit, an fsync, every two or three messages whenever the
-    workers were the slower side, as they are on a busy machine.)"""
+    A batch ends at ``COMMIT_EVERY`` messages or ``COMMIT_BYTES``, or where the next analysis
+    is not in by the time the batch is ``COMMIT_SECONDS`` old: a slow parse does not keep the
+    messages before it from being filed. (Ending every batch where the next analysis was not
+    in yet made a commit, an fsync, every two or three messages whenever the workers were the
+    slower side, as they are on a busy machine.)"""
     if expected is not None and expected < POOL_THRESHOLD:
         workers = 1
     batch: list[Result] = []
@@ -73,8 +74,8 @@ def _batches(items: Iterable[Job], config: Config, workers: int,
                 started = time.monotonic()
             batch.append((origin, raw, sha256_of(raw), analysis))
             size += len(raw)
-            if len(batch) >= COMMIT_EVERY or size >= COMMIT_BYTES or (
-                    time.monotonic() - started >= COMMIT_SECONDS and not run.ready()):
+            if len(batch) >= COMMIT_EVERY or size >= COMMIT_BYTES or not run.ready(
+                    max(0.0, started + COMMIT_SECONDS - time.monotonic())):
                 yield batch
                 batch, size = [], 0
     if batch:
