@@ -220,15 +220,15 @@ def section(result: dict) -> str:
     mbsync = subprocess.run(["mbsync", "--version"], capture_output=True, text=True).stdout
     return f"""{SECTION}
 
-`python benchmarks/imap_poll.py` (defaults: 10,000 messages, {r['runs']} runs of each tool,
-interleaved): a private Dovecot on 127.0.0.1 holds {r['messages']:,} messages
+`python benchmarks/imap_poll.py --count {r['messages']} --repeat {r['runs']}` ({r['runs']} runs of \
+each tool, interleaved): a private Dovecot on 127.0.0.1 holds {r['messages']:,} messages
 ({r['megabytes']} MB) in INBOX, made from the shared corpora with make_maildir.py's rewriting
 (new Message-IDs per replica, reply-address recipients). Every run starts from scratch:
 
 - `mailthreads poll --once` into a new database: UID SEARCH, BODY.PEEK[] in batches of 200,
   the whole pipeline on every message (parse, trim, classify, route, thread, full-text index;
-  the analysis in one worker process per core), one SQLite commit (synchronous=FULL) per
-  batch with its checkpoint;
+  the analysis in one worker process per core, one batch analysed while the next is fetched
+  and the last one filed), one SQLite commit (synchronous=FULL) per batch with its checkpoint;
 - `mbsync` (isync) pulling the same folder into a new maildir, with its defaults (FSync on).
 
 Whole commands are timed, start-up included.
@@ -250,8 +250,19 @@ Recorded {time.strftime('%Y-%m-%d')} on {r['cpus']} cores ({platform.machine()},
 machine was shared with other work: load average {r['load_before']} before,
 {r['load_after']} after, so single runs vary; all runs in seconds: mailthreads
 {r['all_mailthreads_seconds']}, mbsync {r['all_mbsync_seconds']}. APPENDing the messages took
-{r['append_seconds']} s (not part of the figures).
+{r['append_seconds']} s (not part of the figures). CPU seconds (user + system, the command and
+its children; Dovecot's not included): {cpu_lines(r)}.
 """
+
+
+def cpu_lines(result: dict) -> str:
+    cpu = result.get("cpu_seconds", {})
+    named = [("mailthreads", cpu.get(str(ROOT), [])), ("mbsync", cpu.get("mbsync", []))]
+    olds = [times for code, times in cpu.items() if code not in (str(ROOT), "mbsync")]
+    if olds:
+        named.append((f"the checkout before (`--old`: {result['all_old_seconds']} s wall)",
+                      olds[0]))
+    return "; ".join(f"{name} {times}" for name, times in named if times)
 
 
 if __name__ == "__main__":
