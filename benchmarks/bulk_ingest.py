@@ -34,6 +34,13 @@ SECTION = "## Bulk ingest"
 
 def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall seconds and peak resident memory (KiB) of one command and its children."""
+    elapsed, peak, _ = run_cpu(command, env)
+    return elapsed, peak
+
+
+def run_cpu(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
+    """Wall seconds, peak resident memory (KiB) and CPU seconds (user + system) of one
+    command and its children."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
@@ -41,12 +48,20 @@ def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, i
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def median_time(command: list[str], env: dict[str, str], repeat: int) -> float:
     run(command, env)  # warm the page cache
     return statistics.median(run(command, env)[0] for _ in range(repeat))
+
+
+def ratios(rows: list[tuple[str, float, float, int, float]]) -> list[str]:
+    """How mailthreads compares with each peer measured in the same run."""
+    ours = rows[0]
+    return [f"mailthreads against {name.split()[0]}: {seconds / ours[1]:.2f}x its speed "
+            f"(wall time), {ours[4] / cpu:.2f}x its CPU seconds." for name, seconds, _, _, cpu
+            in rows[1:]] + ([""] if len(rows) > 1 else [])
 
 
 def main() -> None:
@@ -55,6 +70,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mailthreads-bench"))
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--skip-notmuch", action="store_true")
+    parser.add_argument("--skip-mu", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
 
@@ -82,11 +98,23 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     rows = []
-    seconds, peak = run([mailthreads, "ingest", "--quiet", str(maildir)], env)
+    seconds, peak, cpu = run_cpu([mailthreads, "ingest", "--quiet", str(maildir)], env)
     stored = sqlite3.connect(database).execute("select count(*) from messages").fetchone()[0]
-    rows.append(("mailthreads ingest", seconds, files / seconds, peak))
+    rows.append(("mailthreads ingest", seconds, files / seconds, peak, cpu))
     print(f"mailthreads ingest: {files} files, {stored} stored, {seconds:.1f} s, "
-          f"{files / seconds:.0f} msg/s, peak {peak / 1024:.0f} MiB", flush=True)
+          f"{files / seconds:.0f} msg/s, {cpu:.1f} CPU s, peak {peak / 1024:.0f} MiB",
+          flush=True)
+
+    if not args.skip_mu and shutil.which("mu"):
+        # mu (maildir-utils) indexes the same files into its Xapian database, from scratch.
+        muhome = args.work / "mu"
+        shutil.rmtree(muhome, ignore_errors=True)
+        subprocess.run(["mu", "init", f"--maildir={maildir}", f"--muhome={muhome}"],
+                       check=True, stdout=subprocess.DEVNULL)
+        seconds, peak, cpu = run_cpu(["mu", "index", f"--muhome={muhome}"])
+        rows.append(("mu index", seconds, files / seconds, peak, cpu))
+        print(f"mu index: {seconds:.1f} s, {files / seconds:.0f} msg/s, {cpu:.1f} CPU s, "
+              f"peak {peak / 1024:.0f} MiB", flush=True)
 
     notmuch_env = None
     if not args.skip_notmuch and shutil.which("notmuch"):
@@ -96,9 +124,9 @@ def main() -> None:
                                   "primary_email=me@blog.example\n[new]\ntags=inbox;\n"
                                   "[maildir]\nsynchronize_flags=false\n")
         notmuch_env = {**os.environ, "NOTMUCH_CONFIG": str(notmuch_config)}
-        seconds, peak = run(["notmuch", "new", "--quiet"], notmuch_env)
-        rows.append(("notmuch new", seconds, files / seconds, peak))
-        print(f"notmuch new: {seconds:.1f} s, {files / seconds:.0f} msg/s, "
+        seconds, peak, cpu = run_cpu(["notmuch", "new", "--quiet"], notmuch_env)
+        rows.append(("notmuch new", seconds, files / seconds, peak, cpu))
+        print(f"notmuch new: {seconds:.1f} s, {files / seconds:.0f} msg/s, {cpu:.1f} CPU s, "
               f"peak {peak / 1024:.0f} MiB", flush=True)
 
     conn = sqlite3.connect(database)
@@ -131,15 +159,17 @@ def main() -> None:
         "replica so thread structure is kept, recipients rewritten to the reply addresses of 300",
         "posts). `mailthreads ingest` runs the whole pipeline (parse, trim, classify, route,",
         "thread, full-text index; analysis in one worker process per core) into a new database;",
-        "`notmuch new` indexes the same files into a new notmuch database. Peak memory is the",
-        "largest resident set of the command or any of its children.", "",
+        "`mu index` (maildir-utils) and `notmuch new` index the same files into new databases",
+        "of their own. Peak memory is the largest resident set of the command or any of its",
+        "children; CPU seconds are user + system time of the command and its children.", "",
         f"{stored:,} messages stored ({files - stored:,} are duplicates or quarantined: the "
         f"corpora hold some messages twice); {thread_count:,} threads.", "",
-        "| bulk ingest | seconds | messages/s | peak memory |",
-        "|---|---:|---:|---:|",
-        *(f"| {name} | {seconds:.1f} | {rate:,.0f} | {peak / 1024:.0f} MiB |"
-          for name, seconds, rate, peak in rows),
+        "| bulk ingest | seconds | messages/s | CPU seconds | peak memory |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {seconds:.1f} | {rate:,.0f} | {cpu:.1f} | {peak / 1024:.0f} MiB |"
+          for name, seconds, rate, peak, cpu in rows),
         "",
+        *ratios(rows),
         f"Read commands on that database, median of {args.repeat} runs after a warm-up run, "
         "output to /dev/null, Python start-up included (`threads` shows the newest 50 in its "
         f"table; `-n 0` lists all {thread_count:,}). For scale, `python3 -c pass` took "

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -104,12 +105,24 @@ def messages(count: int, corpora: Path, posts: int = 300) -> list[bytes]:
     return made
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+CPU_SECONDS: dict[str, list[float]] = {}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict[str, str], name: str = "") -> tuple[float, str]:
+    """Wall seconds and stdout of a command; its CPU seconds (its children's included) go to
+    CPU_SECONDS[name]."""
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    CPU_SECONDS.setdefault(name, []).append(round(children_cpu() - cpu, 2))
     return elapsed, done.stdout
 
 
@@ -125,6 +138,8 @@ def main() -> None:
         "MAILTHREADS_CORPORA", ROOT.parent / "shared" / "corpora")))
     parser.add_argument("--no-readme", action="store_true",
                         help="Print the figures only; leave benchmarks/README.md alone")
+    parser.add_argument("--old", type=Path, help="also time `mailthreads poll` from this "
+                        "checkout (e.g. a `git archive` of main), interleaved with the others")
     args = parser.parse_args()
     if not shutil.which("mbsync"):
         sys.exit("mbsync is not installed: apt-get install isync")
@@ -144,24 +159,29 @@ def main() -> None:
             host=mailbox.host, port=mailbox.port, username=mailbox.username))
         env = {**os.environ, "MAILTHREADS_BENCH_PASSWORD": mailbox.password}
         load_before = loadavg()
-        ours, theirs, summary = [], [], ""
+        ours, theirs, olds, summary = [], [], [], ""
         for run in range(args.repeat):
-            database = work / f"run{run}.db"
-            seconds, summary = timed([sys.executable, "-m", "mailthreads", "-c",
+            for code, times in [(ROOT, ours), *([(args.old, olds)] if args.old else [])]:
+                database = work / f"run{run}.db"
+                seconds, out = timed([sys.executable, "-m", "mailthreads", "-c",
                                       str(work / "config.toml"), "-d", str(database), "poll"],
-                                     env)
-            ours.append(seconds)
+                                     {**env, "PYTHONPATH": str(code)}, str(code))
+                summary = summary or out
+                times.append(seconds)
+                database.unlink()
+                print(f"{code}: {seconds:.2f} s, {CPU_SECONDS[str(code)][-1]} CPU s", flush=True)
             maildir = work / f"maildir{run}"
             maildir.mkdir()
             (work / "mbsyncrc").write_text(MBSYNC.format(
                 host=mailbox.host, port=mailbox.port, username=mailbox.username,
                 password=mailbox.password, maildir=maildir))
-            seconds, _ = timed(["mbsync", "-q", "-c", str(work / "mbsyncrc"), "bench"], env)
+            seconds, _ = timed(["mbsync", "-q", "-c", str(work / "mbsyncrc"), "bench"], env,
+                               "mbsync")
             theirs.append(seconds)
+            print(f"mbsync: {seconds:.2f} s, {CPU_SECONDS['mbsync'][-1]} CPU s", flush=True)
             synced = sum(1 for _ in (maildir / "INBOX" / "new").iterdir()) + \
                 sum(1 for _ in (maildir / "INBOX" / "cur").iterdir())
             assert synced == args.count, f"mbsync synced {synced} of {args.count}"
-            database.unlink()
             shutil.rmtree(maildir)
         load_after = loadavg()
     finally:
@@ -188,6 +208,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "all_mailthreads_seconds": [round(s, 2) for s in ours],
         "all_mbsync_seconds": [round(s, 2) for s in theirs],
+        "all_old_seconds": [round(s, 2) for s in olds],
+        "cpu_seconds": CPU_SECONDS,
     }
     print(json.dumps(result, indent=2))
     if not args.no_readme:
@@ -201,15 +223,15 @@ def section(result: dict) -> str:
     mbsync = subprocess.run(["mbsync", "--version"], capture_output=True, text=True).stdout
     return f"""{SECTION}
 
-`python benchmarks/imap_poll.py` (defaults: 10,000 messages, {r['runs']} runs of each tool,
-interleaved): a private Dovecot on 127.0.0.1 holds {r['messages']:,} messages
+`python benchmarks/imap_poll.py --count {r['messages']} --repeat {r['runs']}` ({r['runs']} runs of \
+each tool, interleaved): a private Dovecot on 127.0.0.1 holds {r['messages']:,} messages
 ({r['megabytes']} MB) in INBOX, made from the shared corpora with make_maildir.py's rewriting
 (new Message-IDs per replica, reply-address recipients). Every run starts from scratch:
 
 - `mailthreads poll --once` into a new database: UID SEARCH, BODY.PEEK[] in batches of 200,
   the whole pipeline on every message (parse, trim, classify, route, thread, full-text index;
-  the analysis in one worker process per core), one SQLite commit (synchronous=FULL) per
-  batch with its checkpoint;
+  the analysis in one worker process per core, one batch analysed while the next is fetched
+  and the last one filed), one SQLite commit (synchronous=FULL) per batch with its checkpoint;
 - `mbsync` (isync) pulling the same folder into a new maildir, with its defaults (FSync on).
 
 Whole commands are timed, start-up included.
@@ -231,8 +253,19 @@ Recorded {time.strftime('%Y-%m-%d')} on {r['cpus']} cores ({platform.machine()},
 machine was shared with other work: load average {r['load_before']} before,
 {r['load_after']} after, so single runs vary; all runs in seconds: mailthreads
 {r['all_mailthreads_seconds']}, mbsync {r['all_mbsync_seconds']}. APPENDing the messages took
-{r['append_seconds']} s (not part of the figures).
+{r['append_seconds']} s (not part of the figures). CPU seconds (user + system, the command and
+its children; Dovecot's not included): {cpu_lines(r)}.
 """
+
+
+def cpu_lines(result: dict) -> str:
+    cpu = result.get("cpu_seconds", {})
+    named = [("mailthreads", cpu.get(str(ROOT), [])), ("mbsync", cpu.get("mbsync", []))]
+    olds = [times for code, times in cpu.items() if code not in (str(ROOT), "mbsync")]
+    if olds:
+        named.append((f"the checkout before (`--old`: {result['all_old_seconds']} s wall)",
+                      olds[0]))
+    return "; ".join(f"{name} {times}" for name, times in named if times)
 
 
 if __name__ == "__main__":

@@ -448,6 +448,41 @@ def test_message_deleted_by_another_client_during_the_poll(dovecot, tmp_path,  #
     database.conn.close()
 
 
+def test_next_batch_is_fetched_while_the_last_one_is_analysed(dovecot, tmp_path,  # noqa: F811
+                                                             monkeypatch):
+    """Fetching, analysing and filing overlap: batch 2 is fetched before batch 1 is filed, and
+    each batch is still filed with its checkpoint in one transaction."""
+    from mailthreads.config import load
+    from mailthreads.db import open_database
+    from mailthreads.transport.imap.connection import FolderPlan, connect
+    from mailthreads.transport.imap.sync import BATCH_MESSAGES, FolderSync
+
+    (tmp_path / "config.toml").write_text(BASE_CONFIG + dovecot.account_toml())
+    config = load(tmp_path / "config.toml")
+    uids = dovecot.append_many(reply(n) for n in range(1, BATCH_MESSAGES * 2 + 11))
+    monkeypatch.setenv(dovecot.password_env, dovecot.password)
+    database = open_database(tmp_path / "mail.db")
+    client = connect(config.imap[0])
+    filed_when_fetched: list[tuple[int, int | None]] = []
+
+    def note(batch):
+        checkpoint = database.conn.execute("SELECT last_uid FROM imap_checkpoints").fetchone()
+        count = database.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        filed_when_fetched.append((count, checkpoint[0] if checkpoint else None))
+
+    try:
+        sync = FolderSync(client, database.conn, config, config.imap[0], before_fetch=note)
+        report = sync.sync(FolderPlan("INBOX", "inbox"))
+    finally:
+        client.logout()
+    assert filed_when_fetched == [(0, None), (0, None),
+                                  (BATCH_MESSAGES, uids[BATCH_MESSAGES - 1])]
+    assert report.stored == len(uids)
+    assert database.conn.execute("SELECT last_uid FROM imap_checkpoints").fetchone() \
+        == (uids[-1],)
+    database.conn.close()
+
+
 def test_plans_are_made_under_the_write_lock(dovecot, tmp_path, monkeypatch):  # noqa: F811
     """Another writer (serve's filer, an ingest) cannot change what a plan reads before the
     message is filed by it: in a soak test it created the plan's new post in between, and

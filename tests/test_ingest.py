@@ -364,6 +364,25 @@ def test_bulk_ingest_interrupted_leaves_no_half_filed_batch(db, config):
     assert [t["messages"] for t in store.list_threads(db.conn)] == [1, 1]
 
 
+def test_bulk_ingest_commits_in_batches_even_when_analysis_is_the_slower_side(db, config):
+    from mailthreads.ingest.bulk import ingest_messages
+
+    def trickle(count: int):
+        # Analysing a message costs more than filing it, so the main process keeps waiting
+        # for the analysis workers.
+        for number in range(count):
+            yield str(number), message(message_id=f"<t{number}@x>", minutes=number)
+
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    summary = ingest_messages(db.conn, config, trickle(600), workers=2, expected=600)
+    db.conn.set_trace_callback(None)
+    assert summary.stored == 600
+    # One commit (an fsync) per second or per 500 messages, not one per message or two.
+    commits = sum(1 for statement in statements if statement.strip().upper() == "COMMIT")
+    assert 1 <= commits <= 10
+
+
 def test_closed_post_takes_no_new_discussion_but_keeps_existing_ones(pipeline, db):
     first = pipeline.accept(message(message_id="<r1@x>"), "file")
     store.set_post_closed(db.conn, "why-i-blog", True)

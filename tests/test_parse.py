@@ -60,6 +60,56 @@ def test_limits_quarantine_hostile_mail(limits, raw, reason):
         parse(raw, limits)
 
 
+def _parts_by_regex(raw: bytes) -> int:
+    """The part count as a regex of the message's own boundaries reads it: the reference."""
+    import re
+
+    mentions = list(parse_module._BOUNDARY_MENTION.finditer(raw))
+    values = [parse_module._BOUNDARY.match(raw, m.start()) for m in mentions]
+    pattern = rb"--(?<![^\r\n]--)"
+    if values and all(values):
+        boundaries = sorted({v.group(1) or v.group(2) for v in values}, key=len, reverse=True)
+        pattern += (rb"(?:" + b"|".join(re.escape(b) for b in boundaries)
+                    + rb")(?!--)[ \t]*(?:[\r\n]|\Z)")
+    elif not values:
+        return 1
+    return 1 + sum(1 for _ in re.finditer(pattern, raw))
+
+
+def _same_count_as_the_reference(raw: bytes) -> None:
+    """``_check_part_count`` lets the message through at the reference's count and stops it
+    one below (where the boundaries declared do not hit their own limit first)."""
+    parts = _parts_by_regex(raw)
+    declared = len({m.group(1) or m.group(2) for m in parse_module._BOUNDARY.finditer(raw)})
+    parse_module._check_part_count(raw, Limits(max_mime_parts=max(parts, declared)))
+    if parts - 1 >= max(declared, 1):
+        with pytest.raises(Unparseable, match="counted by their boundary lines"):
+            parse_module._check_part_count(raw, Limits(max_mime_parts=parts - 1))
+
+
+HEAD = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=%s\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw", [
+    HEAD % b"B" + b"--B\r\nx\r\n--B \t\r\ny\r\n--B--\r\n--Bx\r\n ---B\r\n--B",
+    HEAD % b'"a b "' + b"--a b \n--a b  \n--a b\n--a b --\n",
+    HEAD % b"a" + b"Content-Type: multipart/alternative; boundary=ab\r\n\r\n"
+    + b"--ab\r\n--a\r\n--abc\r\n--a\r--ab \r\n----a\r\n--a--\r\n",
+    HEAD % b"B" + b"Content-Type: multipart/x; boundary*0=Q\r\n\r\n--Q\r\n--z\r\n-- \r\n",
+])
+def test_part_count_reads_delimiter_lines_as_a_regex_of_the_boundaries_would(raw):
+    _same_count_as_the_reference(raw)
+
+
+def test_part_count_of_corpus_messages_is_unchanged(corpora):
+    files = sorted(path for path in corpora.rglob("*.eml") if path.is_file())[:400]
+    assert files
+    for path in files:
+        raw = path.read_bytes()
+        if parse_module._BOUNDARY_MENTION.search(raw):
+            _same_count_as_the_reference(raw)
+
+
 def test_too_many_and_too_deep_parts():
     parts = b"".join(b"--B\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(30))
     raw = (b"From: a@b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"

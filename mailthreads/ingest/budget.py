@@ -195,13 +195,21 @@ class Analyser:
         """(key, analysis) for each (key, raw, envelope sender), in order; read lazily."""
         return Run(self, items)
 
+    def start_workers(self) -> None:
+        """Start the workers now (a later ``analyse_all`` may run in another thread)."""
+        while len(self._all) < self.workers:
+            self._give_back(self._new_worker())
+
     # Used by Run
-    def _take_worker(self) -> _Worker:
-        if self._idle:
-            return self._idle.pop()
+    def _new_worker(self) -> _Worker:
         worker = _Worker(self._context, self.config)
         self._all.append(worker)
         return worker
+
+    def _take_worker(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        return self._new_worker()
 
     def _give_back(self, worker: _Worker) -> None:
         self._idle.append(worker)
@@ -243,13 +251,20 @@ class Run(Iterator[tuple[Key, Result]], Generic[Key]):
         self._next_out += 1
         return result
 
-    def ready(self) -> bool:
-        """True when ``next()`` would not wait for an analysis."""
-        if self._next_out not in self._done:
-            self._fill()
-            if self._busy:
-                self._collect(0)
-        return self._next_out in self._done or (self._exhausted and not self._busy)
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True when ``next()`` would not wait for an analysis; waits up to ``timeout``
+        seconds for that."""
+        give_up = time.monotonic() + timeout
+        while True:
+            if self._next_out not in self._done:
+                self._fill()
+                if self._busy:
+                    self._collect(max(0.0, min(give_up - time.monotonic(),
+                                               self._seconds_to_next_deadline())))
+            if self._next_out in self._done or (self._exhausted and not self._busy):
+                return True
+            if time.monotonic() >= give_up:
+                return False
 
     def _fill(self) -> None:
         while (not self._exhausted and len(self._busy) < self._analyser.workers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ from .budget import Analyser
 
 COMMIT_EVERY = 500
 COMMIT_BYTES = 64 * 1024 * 1024
+# A batch is written once it is this old and the next analysis is not in yet, so progress
+# shows (and is kept) about every second even when analyses come in slowly.
+COMMIT_SECONDS = 1.0
 # Below this many messages a worker pool costs more than it saves.
 POOL_THRESHOLD = 64
 
@@ -51,19 +55,28 @@ class Summary:
 
 def _batches(items: Iterable[Job], config: Config, workers: int,
              expected: int | None) -> Iterator[list[Result]]:
-    """Analysed messages, in input order and in batches that end where the next analysis is
-    not in yet: the write transaction of a batch never waits for a parse (which may take up to
-    ``[limits] max_parse_seconds``), so other writers such as ``serve`` are not kept waiting."""
+    """Analysed messages, in input order and in batches: a batch is complete before its write
+    transaction starts, so that transaction never waits for a parse (which may take up to
+    ``[limits] max_parse_seconds``) and other writers such as ``serve`` are not kept waiting.
+    A batch ends at ``COMMIT_EVERY`` messages or ``COMMIT_BYTES``, or where the next analysis
+    is not in by the time the batch is ``COMMIT_SECONDS`` old: a slow parse does not keep the
+    messages before it from being filed. (Ending every batch where the next analysis was not
+    in yet made a commit, an fsync, every two or three messages whenever the workers were the
+    slower side, as they are on a busy machine.)"""
     if expected is not None and expected < POOL_THRESHOLD:
         workers = 1
     batch: list[Result] = []
     size = 0
+    started = time.monotonic()
     with Analyser(config, workers) as analyser:
         run = analyser.analyse_all(((origin, raw), raw, None) for origin, raw in items)
         for (origin, raw), analysis in run:
+            if not batch:
+                started = time.monotonic()
             batch.append((origin, raw, sha256_of(raw), analysis))
             size += len(raw)
-            if len(batch) >= COMMIT_EVERY or size >= COMMIT_BYTES or not run.ready():
+            if len(batch) >= COMMIT_EVERY or size >= COMMIT_BYTES or not run.ready(
+                    max(0.0, started + COMMIT_SECONDS - time.monotonic())):
                 yield batch
                 batch, size = [], 0
     if batch:

@@ -35,6 +35,9 @@ _RECEIVED = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
 _BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
                        re.I)
 _BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
+# "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
+# and the rest of that line.
+_DASH_LINE = re.compile(rb"--(?<![^\r\n]--)([^\r\n]*)")
 # The tags that html2text indents for: its output grows with the square of their nesting.
 _INDENTING_TAG = re.compile(r"<\s*(/?)\s*(?:blockquote|ul|ol)\b", re.I)
 
@@ -281,20 +284,26 @@ def _check_part_count(raw: bytes, limits: Limits) -> None:
                               f"boundaries, over the {limits.max_mime_parts:,} part limit")
     if not boundaries and not unread:
         return
-    # "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
-    # then one of the boundaries alone on its line, not the closing "--boundary--".
-    pattern = rb"--(?<![^\r\n]--)"
-    if not unread:
-        longest_first = sorted(boundaries, key=len, reverse=True)
-        pattern += (rb"(?:" + b"|".join(re.escape(b) for b in longest_first)
-                    + rb")(?!--)[ \t]*(?:[\r\n]|\Z)")
-    delimiter = re.compile(pattern)
+    # Every line that starts with "--", then one of the boundaries alone on it (trailing blanks
+    # allowed), not the closing "--boundary--". One fixed pattern and a set lookup: a pattern
+    # made of each message's own boundaries cost a regex compilation per message.
+    longest = max(map(len, boundaries), default=0)
     parts = 1
-    for _ in delimiter.finditer(raw):
-        parts += 1
-        if parts > limits.max_mime_parts:
-            raise Unparseable("message has more MIME parts (counted by their boundary lines) "
-                              f"than allowed: over the {limits.max_mime_parts:,} part limit")
+    for line in _DASH_LINE.finditer(raw):
+        if unread or _delimits(line.group(1), boundaries, longest):
+            parts += 1
+            if parts > limits.max_mime_parts:
+                raise Unparseable("message has more MIME parts (counted by their boundary "
+                                  "lines) than allowed: over the "
+                                  f"{limits.max_mime_parts:,} part limit")
+
+
+def _delimits(rest: bytes, boundaries: set[bytes], longest: int) -> bool:
+    """Whether a line that is "--" and ``rest`` is a delimiter line: ``rest`` is a boundary
+    followed by spaces or tabs only (the closing "--" is neither)."""
+    text_end = len(rest.rstrip(b" \t"))
+    return any(rest[:end] in boundaries
+               for end in range(text_end, min(len(rest), longest) + 1))
 
 
 @functools.lru_cache(maxsize=4)

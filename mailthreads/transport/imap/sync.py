@@ -28,6 +28,8 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date
 
@@ -231,7 +233,7 @@ class FolderSync:
                     kept_settings = checkpoint.routing_settings
             else:
                 report.rescan = "UIDVALIDITY changed: folder read again, nothing stored twice"
-        origin_prefix = f"{account.name}/{folder.folder}/{uidvalidity}"
+        origin_prefix = self._origin_prefix(folder, uidvalidity)
         older = self._older_uids(last_uid, reread, origin_prefix, report) if reread else []
         if uid_next is not None and uid_next <= last_uid + 1:
             uids: list[int] = []  # nothing new: spare the SEARCH
@@ -248,29 +250,40 @@ class FolderSync:
         sizes = self._sizes(uids) if uids else {}
         newest = last_uid
         saved = checkpoint
-        for batch in _batches(uids, sizes, self.config.limits.max_message_size):
-            if self.should_stop():
-                return report
-            if self.before_fetch:
-                self.before_fetch(batch)
-            fetched = list(self._fetch(batch, sizes))
-            analyses = self.analyser.analyse([raw for _, raw in fetched
-                                              if isinstance(raw, bytes)])
-            newest = max(newest, batch[-1])
-            # Fetched and analysed first, outside of the write transaction: the lock is held
-            # for filing only. Every plan is made under it, so no other writer (serve's filer,
-            # an ingest) can change what a plan read before the message is filed by it.
-            with db.transaction(self.conn, immediate=True):
-                taken = self._file_batch(fetched, iter(analyses), origin_prefix, folder.role,
-                                         report, on_message)
-                store.save_imap_checkpoint(self.conn, account.name, folder.folder,
-                                           uidvalidity, newest, kept_settings)
-            saved = (uidvalidity, newest, kept_settings)
-            # Mail that was in the folder at the last poll is never flagged or moved: a
-            # rescan must not surprise a mailbox the author has kept as it is since.
-            taken = [uid for uid in taken if uid > last_uid]
-            if acts and taken:
-                report.handled_on_server += self._after(taken)
+        # One batch is analysed (in the background) while the next is fetched and the last
+        # one filed: fetching, analysing and filing overlap.
+        analysed: tuple[list[int], list[_Fetched], Future[list[Analysed]]] | None = None
+        stopped = False
+        started: list[Future[list[Analysed]]] = []
+        try:
+            for batch in _batches(uids, sizes, self.config.limits.max_message_size):
+                stopped = self.should_stop()
+                if stopped:
+                    break  # after filing the batch fetched already, as below
+                if self.before_fetch:
+                    self.before_fetch(batch)
+                fetched = list(self._fetch(batch, sizes))
+                analysing = self.analyser.analyse_later([raw for _, raw in fetched
+                                                         if isinstance(raw, bytes)])
+                started.append(analysing)
+                if analysed is not None:
+                    newest = self._file_analysed(*analysed, newest, last_uid, folder,
+                                                 uidvalidity, kept_settings, acts, report,
+                                                 on_message)
+                    saved = (uidvalidity, newest, kept_settings)
+                analysed = (batch, fetched, analysing)
+            if analysed is not None:
+                newest = self._file_analysed(*analysed, newest, last_uid, folder, uidvalidity,
+                                             kept_settings, acts, report, on_message)
+                saved = (uidvalidity, newest, kept_settings)
+        finally:
+            # On a failure, analyses still running are waited for (their batches are fetched
+            # again by the next poll), so that the analyser is free for the next folder.
+            for analysing in started:
+                analysing.cancel()
+            futures.wait(started)
+        if stopped:
+            return report
         if saved != (uidvalidity, newest, settings):
             with db.transaction(self.conn, immediate=True):
                 store.save_imap_checkpoint(self.conn, account.name, folder.folder,
@@ -335,7 +348,34 @@ class FolderSync:
         report.filed_before = len(found & filed)
         return sorted(found - filed)
 
-    def _file_batch(self, fetched: list[tuple[int, bytes | _HeaderOnly | None]],
+    def _file_analysed(self, batch: list[int], fetched: list[_Fetched],
+                       analysing: Future[list[Analysed]], newest: int, last_uid: int,
+                       folder: FolderPlan, uidvalidity: int, kept_settings: str, acts: bool,
+                       report: FolderReport, on_message: Progress | None) -> int:
+        """File one batch with its checkpoint, in one write transaction, then handle its mail
+        on the server (``after``); the new checkpoint UID."""
+        analyses = analysing.result()
+        newest = max(newest, batch[-1])
+        # Fetched and analysed first, outside of the write transaction: the lock is held
+        # for filing only. Every plan is made under it, so no other writer (serve's filer,
+        # an ingest) can change what a plan read before the message is filed by it.
+        origin_prefix = self._origin_prefix(folder, uidvalidity)
+        with db.transaction(self.conn, immediate=True):
+            taken = self._file_batch(fetched, iter(analyses), origin_prefix, folder.role,
+                                     report, on_message)
+            store.save_imap_checkpoint(self.conn, self.account.name, folder.folder,
+                                       uidvalidity, newest, kept_settings)
+        # Mail that was in the folder at the last poll is never flagged or moved: a
+        # rescan must not surprise a mailbox the author has kept as it is since.
+        taken = [uid for uid in taken if uid > last_uid]
+        if acts and taken:
+            report.handled_on_server += self._after(taken)
+        return newest
+
+    def _origin_prefix(self, folder: FolderPlan, uidvalidity: int) -> str:
+        return f"{self.account.name}/{folder.folder}/{uidvalidity}"
+
+    def _file_batch(self, fetched: list[_Fetched],
                     analyses: Iterator[Analysed], origin_prefix: str, role: str,
                     report: FolderReport, on_message: Progress | None) -> list[int]:
         """File one fetched batch (in the caller's write transaction); the UIDs filed, for
@@ -482,6 +522,10 @@ class FolderSync:
 
 class _HeaderOnly:
     """An oversized message whose header says it is not for mailthreads: never fetched."""
+
+
+# A fetched UID with its message, None when it was gone, _HeaderOnly when it was not fetched.
+_Fetched = tuple[int, bytes | _HeaderOnly | None]
 
 
 def _batches(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
