@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .localtime import absolute
+from .printable import json_safe, neutralise
 
 if TYPE_CHECKING:
     from .db.store import MessageRow, Thread
@@ -89,7 +90,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~!])")
 def markdown_text(text: str) -> str:
     """Mail text as Markdown that renders as exactly that text: no HTML, no link, no
     emphasis; its line breaks kept (two trailing spaces), its paragraphs too."""
-    text = html.escape(text, quote=False)  # & < > as entities: no raw HTML, no autolink
+    # Controls, bidi overrides and invisible characters made visible, as on a terminal: a
+    # published post must neither run escapes in a reader's `cat` nor reverse its text.
+    text = html.escape(neutralise(text), quote=False)  # & < > as entities: no raw HTML
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     lines = [re.sub(r"^(\s*)([-+]|\d+[.)])(\s)", r"\1\\\2\3", line.rstrip())
              for line in text.split("\n")]
@@ -134,7 +137,7 @@ line-height:1.5;color:#222}
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    return html.escape(neutralise(text), quote=True)
 
 
 def html_document(discussions: Sequence[Discussion], title: str) -> str:
@@ -187,7 +190,7 @@ def json_document(discussions: Sequence[Discussion]) -> dict[str, Any]:
 
 
 def json_text(discussions: Sequence[Discussion]) -> str:
-    return json.dumps(json_document(discussions), indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(json_document(discussions), indent=2, ensure_ascii=False)) + "\n"
 
 
 # mbox ---------------------------------------------------------------------------------------

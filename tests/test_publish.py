@@ -227,3 +227,34 @@ def test_posts_list_json_has_what_a_static_site_needs(env):
     assert post["mailto"] == link["mailto"]
     assert post["html"] == link["html"]
     assert post["mailto"].startswith("mailto:reply+why-i-blog@blog.example?subject=")
+
+
+def test_export_never_writes_over_the_database_or_an_existing_file(env):
+    jane_thread(env)
+    database = env / "mail.db"
+    before = database.read_bytes()
+    for target in (database, env / "mail.db-wal"):
+        result = CliRunner().invoke(cli, ["export", "1", "--without-consent", "-o", str(target)])
+        assert result.exit_code == 1 and "is the mailthreads database" in result.output
+    assert database.read_bytes() == before
+    kept = env / "notes.md"
+    kept.write_text("my own notes\n")
+    result = CliRunner().invoke(cli, ["export", "1", "--without-consent", "-o", str(kept)])
+    assert result.exit_code == 1 and "--force" in result.output
+    assert kept.read_text() == "my own notes\n"
+    run("export", "1", "--without-consent", "-o", str(kept), "--force")
+    assert "I enjoyed this post" in kept.read_text()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+
+def test_published_text_carries_no_terminal_escapes_or_bidi_overrides(env):
+    ingest(env, message(sender="Eve\x1b]0;owned\x07 <eve@example.com>",
+                        subject="Hi \u202egnp.exe", body="Read \x1b[2Jthis \u202eplease\n"))
+    for fmt in ("markdown", "html", "json"):
+        text = run("export", "1", "--without-consent", "-f", fmt)
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, fmt
+    # Made visible (and Markdown-escaped), as on a terminal.
+    assert r"\\x1b\[2Jthis" in run("export", "1", "--without-consent")
+    run("export", "1", "--without-consent", "-f", "json", "-o", str(env / "x.json"))
+    data = json.loads((env / "x.json").read_text())  # the escapes decode to the exact text
+    assert data["threads"][0]["messages"][0]["text"] == "Read \x1b[2Jthis \u202eplease"

@@ -105,6 +105,18 @@ def test_ingest_keeps_gtube_apart_and_files_the_reply(tmp_path, spamd):  # noqa:
         (f"spamd 127.0.0.1:{spamd.port}",)]
 
 
+def test_review_counts_spam_and_lists_it_with_all(tmp_path, spamd):  # noqa: F811
+    tool = Tool(tmp_path, spamd.toml())
+    tool.ingest(gtube(), human())
+    quiet = tool.run("review")
+    assert quiet.returncode == 0
+    assert "1 spam or from blocked senders not listed" in quiet.stderr.decode()
+    [entry] = json.loads(tool.ok("review", "--all", "--json"))
+    assert (entry["class"], entry["from_address"]) == ("spam", "spam1@junk.example")
+    assert entry["decide"] == f"mailthreads spam release {entry['id']} (or spam delete " \
+                              f"{entry['id']})"
+
+
 def test_explain_shows_the_verdict_and_where_it_came_from(tmp_path, spamd):  # noqa: F811
     tool = Tool(tmp_path, spamd.toml())
     tool.ok("init")

@@ -485,3 +485,21 @@ def test_failure_reasons_are_plain_words(status, words):
     assert failure_in_words(raw) == words
     assert failure_in_words(b"Subject: no report at all\r\n\r\nhello\r\n") \
         == "the recipient's server refused it"
+
+
+def test_attachments_save_into_a_place_it_cannot_write_is_one_line(env):
+    ingest(env, with_files(("garden-plan.pdf", PLAN)))
+    [mail] = run_json("show", str(thread_of("ann@example.com")))["messages"]
+    (env / "a-file").write_text("not a directory\n")
+    output = run("attachments", "save", str(mail["id"]), "--dir", str(env / "a-file" / "sub"),
+                 code=1)
+    assert "cannot make" in output and "Traceback" not in output
+
+
+def test_next_without_a_terminal_says_so_in_one_line(env):
+    ingest(env, from_reader("ann", 0))
+    done = subprocess.run([sys.executable, "-m", "mailthreads", "next"], env=_plain_env(env),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          start_new_session=True, timeout=120)  # no controlling terminal
+    assert done.returncode == 1, done.stderr
+    assert "run it in a terminal" in done.stderr and "Traceback" not in done.stderr

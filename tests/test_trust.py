@@ -187,7 +187,7 @@ def test_a_blocked_address_is_kept_raw_but_shown_nowhere(blog):
     assert blog.rows("SELECT COUNT(*) FROM threads") == [(0,)]
     assert blog.rows("SELECT COUNT(*) FROM correspondents") == [(0,)]
     assert blog.json("review") == []  # quiet
-    assert "1 from blocked senders not listed" in blog.run("review")
+    assert "1 spam or from blocked senders not listed" in blog.run("review")
     [held] = blog.json("review", "--all")
     assert held["class"] == "blocked"
     # Someone else at the same domain is not blocked by an address block.
@@ -302,3 +302,10 @@ def test_the_schema_has_the_blocks_table_and_the_review_class(tmp_path):
     db = open_database(tmp_path / "mail.db", create=True)
     assert db["blocks"].columns_dict == {"pattern": str, "created_at": str}
     assert {"reason_class", "post_slug"} <= set(db["quarantine"].columns_dict)
+
+
+def test_block_needs_an_existing_database(blog, tmp_path):
+    missing = tmp_path / "typo" / "mail.db"
+    output = blog.run("-d", str(missing), "block", "x@pills.example", code=1)
+    assert "no such database" in output
+    assert not missing.exists() and not missing.parent.exists()

@@ -42,7 +42,7 @@ def block(app: App, patterns: tuple[str, ...], as_json: bool) -> None:
     """
     from ..db import store
 
-    db = app.database(create=True)
+    db = app.database()  # a block needs your database: a mistyped -d must not make one
     with db.conn:
         added = [store.add_block(db.conn, pattern) for pattern in patterns]
     if as_json:
@@ -74,7 +74,8 @@ def unblock(app: App, patterns: tuple[str, ...]) -> None:
     with db.conn:
         removed = [store.remove_block(db.conn, pattern) for pattern in patterns]
     for pattern, gone in zip(patterns, removed, strict=True):
-        echo(f"{pattern}: {'unblocked' if gone else 'was not blocked'}", multiline=False)
+        if gone:
+            echo(f"{pattern}: unblocked", multiline=False)
     if not all(removed):
         raise click.ClickException("not blocked: "
                                    + ", ".join(p for p, gone in zip(patterns, removed,

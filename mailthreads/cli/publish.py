@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,19 +27,33 @@ def consent_line(thread: Thread) -> str:
     return f"{words} on {thread.consent_at[:10]}" if thread.consent_at else words
 
 
-def write_private(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` (``-``: standard output), the file readable by its owner
-    only (0600, also when it existed with wider permissions)."""
+def write_private(path: str, data: bytes, *, database: Path, force: bool = False) -> None:
+    """Write ``data`` to ``path`` (``-``: standard output), readable by its owner only (0600).
+
+    Never over the database or its -wal/-shm files, never over an existing file without
+    ``force``, and never half-written: the bytes go to a temporary file renamed into place."""
     if path == "-":
         echo_bytes(data)
         return
+    target = Path(path)
+    if _is_database_file(target, database):
+        raise click.ClickException(f"{path} is the mailthreads database: choose another file")
+    if target.exists() and not force:
+        raise click.ClickException(f"{path} exists: --force replaces it")
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent or ".",
+                                                 prefix=f".{target.name}.")
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(temporary, target)
     except OSError as error:
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
-    with os.fdopen(descriptor, "wb") as file:
-        os.fchmod(descriptor, 0o600)
-        file.write(data)
+
+
+def _is_database_file(target: Path, database: Path) -> bool:
+    resolved, base = target.resolve(), database.resolve()
+    return resolved in {base, *(base.with_name(base.name + suffix)
+                                for suffix in ("-wal", "-shm", "-journal"))}
 
 
 def _threads_to_export(conn: sqlite3.Connection, thread_ids: tuple[int, ...],
@@ -76,10 +91,11 @@ def _threads_to_export(conn: sqlite3.Connection, thread_ids: tuple[int, ...],
 @click.option("--quotes", is_flag=True, help="Keep quoted history instead of folding it")
 @click.option("--without-consent", is_flag=True,
               help="Export even discussions whose correspondent has not granted consent")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists")
 @click.pass_obj
 def export(app: App, thread_ids: tuple[int, ...], posts: tuple[str, ...], fmt: str,
            output: str, signatures: bool, addresses: bool, quotes: bool,
-           without_consent: bool) -> None:
+           without_consent: bool, force: bool) -> None:
     """Export discussions to publish (Markdown, HTML) or keep (JSON, mbox).
 
     Markdown and HTML read as a conversation: names, dates in your time zone (TZ, else the
@@ -113,7 +129,7 @@ def export(app: App, thread_ids: tuple[int, ...], posts: tuple[str, ...], fmt: s
         data = b"".join(exporting.mbox_message(row["raw"], row["from_address"], row["date"])
                         for thread in threads
                         for row in store.thread_raw_messages(conn, thread.id))
-        write_private(output, data)
+        write_private(output, data, database=app.database_path, force=force)
         return
     options = exporting.Options(author=app.config.author.name or "Me",
                                 signatures=signatures, addresses=addresses, quotes=quotes)
@@ -127,7 +143,7 @@ def export(app: App, thread_ids: tuple[int, ...], posts: tuple[str, ...], fmt: s
                                        first.post_title or first.subject or first.post)
     else:
         text = exporting.json_text(discussions)
-    write_private(output, text.encode("utf-8"))
+    write_private(output, text.encode("utf-8"), database=app.database_path, force=force)
 
 
 ASK_TEXT = """Hello{name},

@@ -185,6 +185,18 @@ def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
                      "subject": entry["subject"], "reason": entry["reason"],
                      "since": entry["created_at"],
                      "decide": decide.format(id=entry["id"], post=entry["post_slug"])})
+    # Spam waits in its own table (ids of 'mailthreads spam'); quiet like blocked mail, since
+    # a harvested address can bring a lot of it.
+    for entry in store.list_spam(conn):
+        if not include_quiet:
+            quiet += 1
+            continue
+        rows.append({"class": "spam", "id": entry["id"], "from_address": entry["from_address"],
+                     "subject": entry["subject"],
+                     "reason": f"spam score {entry['score']} ({entry['verdict_source']})",
+                     "since": entry["created_at"],
+                     "decide": f"mailthreads spam release {entry['id']} "
+                               f"(or spam delete {entry['id']})"})
     rows += [{"class": "same_person", "id": thread["id"],
               "from_address": thread["correspondent_address"], "subject": thread["subject"],
               "reason": pending_decision(thread), "since": thread["created_at"],
@@ -195,8 +207,8 @@ def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
     emit(rows, fmt, ["class", "id", "since", "from_address", "subject", "reason", "decide"],
          empty="Nothing waits for your decision.")
     if quiet and fmt == "table":
-        click.echo(f"({quiet} from blocked senders not listed: 'mailthreads review --all')",
-                   err=True)
+        click.echo(f"({quiet} spam or from blocked senders not listed: 'mailthreads review "
+                   "--all')", err=True)
 
 
 @review.command(name="accept")

@@ -13,6 +13,11 @@ def spam() -> None:
     """List, show, release or delete the messages kept apart as spam.
 
     Spam never becomes a post, a correspondent or a thread, and never needs a reply.
+
+    \b
+    Examples:
+        mailthreads spam list
+        mailthreads spam release 4
     """
 
 

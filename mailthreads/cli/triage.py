@@ -154,6 +154,11 @@ def _ask() -> str:
             key = read_key()
         except (KeyboardInterrupt, EOFError, click.Abort):
             key = "q"
+        except OSError:  # no terminal to read a key from (cron, a pipe without /dev/tty)
+            click.echo("")
+            raise click.ClickException("next asks one key at a time: run it in a terminal "
+                                       "('mailthreads threads --state needs-reply' lists "
+                                       "the same)") from None
         action = KEYS.get(key.lower())
         if action:
             click.echo(action)
@@ -309,14 +314,20 @@ def attachments_save(app: App, message_id: int, directory: Path, force: bool) ->
         raise click.ClickException(f"{error}: see 'mailthreads show THREAD --json'") from None
     if not files:
         raise click.ClickException(f"message {message_id} has no attachments")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot make {directory}: {error.strerror}") from None
     names = unique_names([safe_filename(item["filename"], item["id"]) for item in files])
     targets = [directory / name for name in names]
     existing = [str(path) for path in targets if path.exists() or path.is_symlink()]
     if existing and not force:
         raise click.ClickException(f"{existing[0]} exists: --force overwrites it")
     for item, target in zip(files, targets, strict=True):
-        _write_private(target, item["content"] or b"")
+        try:
+            _write_private(target, item["content"] or b"")
+        except OSError as error:
+            raise click.ClickException(f"cannot write {target}: {error.strerror}") from None
         echo(f"Saved {target} ({human_size(item['size'])})", multiline=False)
 
 
