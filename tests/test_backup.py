@@ -93,10 +93,21 @@ def test_backup_refuses_the_database_itself_and_a_missing_directory(tmp_path, mo
     assert result.exit_code == 1 and "is the database itself" in result.output
     result = runner.invoke(cli, ["backup", str(tmp_path / "nowhere" / "copy.db")])
     assert result.exit_code == 1 and "no directory" in result.output
+    # Neither the database's log nor a file that is not a database is written over.
+    result = runner.invoke(cli, ["backup", f"{database}-wal"])
+    assert result.exit_code == 1 and "is the database itself" in result.output
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    result = runner.invoke(cli, ["backup", str(notes)])
+    assert result.exit_code == 1 and "not a database" in result.output
+    assert notes.read_text() == "mine\n"
+    # An older backup is replaced, and the copy is private whatever the old file's mode.
     target = tmp_path / "copy.db"
-    target.write_bytes(b"old")
+    assert runner.invoke(cli, ["backup", str(target)]).exit_code == 0
     target.chmod(0o644)
+    assert runner.invoke(cli, ["posts", "add", "why-i-write"]).exit_code == 0
     result = runner.invoke(cli, ["backup", str(target)])
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert query(target, "SELECT slug FROM posts") == [("why-i-blog",)]
+    assert query(target, "SELECT slug FROM posts ORDER BY slug") == [("why-i-blog",),
+                                                                     ("why-i-write",)]

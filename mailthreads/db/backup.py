@@ -34,10 +34,28 @@ class BackupResult:
     seconds: float
 
 
+def _database_files(source: Path) -> set[Path]:
+    base = source.resolve()
+    return {base, *(base.with_name(base.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+
+
+def _is_sqlite(path: Path) -> bool:
+    """An older backup (an SQLite file) may be replaced; a config or a document may not."""
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def backup_database(source: Path, target: Path, *, pages: int = 1000,
                     pause: float = PAUSE_SECONDS) -> BackupResult:
-    if target.exists() and source.exists() and target.resolve() == source.resolve():
-        raise BackupError(f"{target} is the database itself: choose another file")
+    if source.exists() and target.resolve() in _database_files(source):
+        raise BackupError(f"{target} is the database itself (or its -wal, -shm): choose "
+                          "another file")
+    if target.exists() and not _is_sqlite(target):
+        raise BackupError(f"{target} exists and is not a database (an older backup is "
+                          "replaced; anything else is not): choose another file")
     if not target.parent.is_dir():
         raise BackupError(f"cannot write {target}: no directory {target.parent}")
     started = time.monotonic()
