@@ -54,7 +54,10 @@ def parse(text: str, *, raw_fts: bool = False) -> SearchQuery:
     phrases: list[str] = []
     for term in _terms(text):
         key, sep, value = term.partition(":")
-        if sep and key.lower() in FILTER_KEYS and value:
+        if sep and key.lower() in FILTER_KEYS and not value:
+            raise QueryError(f"{term} needs its value right after the colon "
+                             f"({key.lower()}:something)")
+        if sep and key.lower() in FILTER_KEYS:
             _apply_filter(query, key.lower(), value)
         elif phrase := _phrase(term):
             phrases.append(phrase)

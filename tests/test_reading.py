@@ -270,3 +270,11 @@ def test_explain_refuses_binary_input_as_ingest_does(site, tmp_path):
     refused = site.run("ingest", str(binary), code=1).stderr
     explained = site.run("explain", str(binary), code=1).stderr
     assert explained == refused and "not an email message" in explained
+
+
+@pytest.mark.parametrize("typed", ["from:", "post: why-i-blog", "kind:"])
+def test_a_filter_without_its_value_is_an_error_not_an_empty_search(typed):
+    from mailthreads.search_query import QueryError, parse
+
+    with pytest.raises(QueryError, match="needs its value right after the colon"):
+        parse(typed)
