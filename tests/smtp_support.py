@@ -103,6 +103,8 @@ class Serve:
                 "-c", str(self.config), "serve", "--host", self.host, "--port", "0", *self.args]
 
     def start(self) -> Serve:
+        # A second start would lose the first listener (and leak it): one process per Serve.
+        assert self.process is None or self.process.poll() is not None, "already started"
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

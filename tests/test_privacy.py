@@ -143,7 +143,7 @@ def test_notify_runs_once_per_live_reply_after_filing_and_retries_a_failure(env)
                                      "\ntimeout = 20\n")
     database = env / "mail.db"
     (env / "fail").write_text("")
-    with Serve(database, config).start() as serve:
+    with Serve(database, config) as serve:
         send(serve.port, live_reply("Ann <ann@example.com>", "<n1@example.com>",
                                     "First, while the phone is off.\n"))
         # Filed at once; the command failed, was logged, and waits for a retry.
@@ -214,7 +214,7 @@ def test_digest_mails_new_replies_once_and_nothing_when_nothing_is_new(env, monk
                                          + relay.outgoing_toml())
         monkeypatch.setenv("MAILTHREADS_CONFIG", str(config))
         database = env / "mail.db"
-        with Serve(database, config).start() as serve:
+        with Serve(database, config) as serve:
             send(serve.port, live_reply("Ann <ann@example.com>", "<d1@example.com>",
                                         f"About the {HER_WORD} garden.\n"))
             send(serve.port, live_reply("Bob <bob@example.com>", "<d2@example.com>",
