@@ -25,3 +25,11 @@ def _dict(cursor: sqlite3.Cursor) -> dict[str, Any] | None:
     rows = _dicts(cursor)
     return rows[0] if rows else None
 
+
+def _found(cursor: sqlite3.Cursor, missing: str) -> dict[str, Any]:
+    """The one row the user named, or ``NotFound(missing)`` ("no outbox entry 7")."""
+    row = _dict(cursor)
+    if row is None:
+        raise NotFound(missing)
+    return row
+

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from ...timestamps import now
-from ._rows import NotFound, _dict, _dicts, _one
+from ._rows import _dicts, _found, _one
 from .threads import existing_thread, refresh_thread
 
 
@@ -51,16 +51,13 @@ def correspondent_addresses(conn: sqlite3.Connection, correspondent_id: int) -> 
 
 def correspondent(conn: sqlite3.Connection, correspondent_id: int) -> dict[str, Any]:
     """``id``, ``name`` and ``address`` (the first one known) of one correspondent."""
-    found = _dict(conn.execute(
+    return _found(conn.execute(
         """SELECT id, name,
                   (SELECT address FROM correspondent_addresses WHERE correspondent_id = ?
                     ORDER BY created_at, address LIMIT 1) AS address
            FROM correspondents WHERE id = ?""",
         (correspondent_id, correspondent_id),
-    ))
-    if found is None:
-        raise NotFound(f"no correspondent {correspondent_id}")
-    return found
+    ), f"no correspondent {correspondent_id}")
 
 
 def list_correspondents(conn: sqlite3.Connection) -> list[dict[str, Any]]:

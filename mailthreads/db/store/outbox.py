@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...timestamps import now
-from ._rows import NotFound, _dict, _dicts
+from ._rows import _dicts, _found
 
 # outbox.status: pending (never tried), sending (an attempt is running, or the connection broke
 # while the relay had the whole message: maybe sent, so never retried without --force), sent,
@@ -50,16 +50,13 @@ def outbox_entries(conn: sqlite3.Connection, *, include_sent: bool = False,
 
 
 def outbox_entry(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
-    entry = _dict(conn.execute(
+    return _found(conn.execute(
         f"""SELECT {_OUTBOX_COLUMNS}, outbox.raw FROM outbox
             LEFT JOIN threads ON threads.id = outbox.thread_id
             LEFT JOIN posts ON posts.id = threads.post_id
             WHERE outbox.id = ?""",
         (entry_id,),
-    ))
-    if entry is None:
-        raise NotFound(f"no outbox entry {entry_id}")
-    return entry
+    ), f"no outbox entry {entry_id}")
 
 
 def claim_outbox(conn: sqlite3.Connection, entry_id: int,

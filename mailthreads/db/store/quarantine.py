@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from ...timestamps import now
-from ._rows import NotFound, _dict, _dicts, _one
+from ._rows import _dicts, _found, _one
 from .raw_deliveries import _forget_raw_if_unused
 
 
@@ -60,17 +60,14 @@ def held_for_known_posts(conn: sqlite3.Connection) -> list[int]:
 
 
 def get_quarantine(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
-    entry = _dict(conn.execute(
+    return _found(conn.execute(
         """SELECT quarantine.*, raw_messages.raw, deliveries.envelope_from,
                   deliveries.envelope_to, deliveries.post_hint, deliveries.origin
            FROM quarantine JOIN raw_messages ON raw_messages.sha256 = quarantine.raw_sha256
            LEFT JOIN deliveries ON deliveries.id = quarantine.delivery_id
            WHERE quarantine.id = ?""",
         (entry_id,),
-    ))
-    if entry is None:
-        raise NotFound(f"no quarantine entry {entry_id}")
-    return entry
+    ), f"no quarantine entry {entry_id}")
 
 
 def resolve_quarantine(conn: sqlite3.Connection, sha256: str) -> None:

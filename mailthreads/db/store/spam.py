@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from ...timestamps import now
-from ._rows import NotFound, _dict, _dicts, _one
+from ._rows import _dicts, _found, _one
 from .raw_deliveries import _forget_raw_if_unused
 from .threads import refresh_thread
 from .tombstones import add_tombstone
@@ -44,16 +44,14 @@ def list_spam(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def get_spam(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
-    entry = _dict(conn.execute(
+    entry = _found(conn.execute(
         """SELECT spam.*, raw_messages.raw, deliveries.envelope_from, deliveries.envelope_to,
                   deliveries.post_hint, deliveries.origin
            FROM spam JOIN raw_messages ON raw_messages.sha256 = spam.raw_sha256
            LEFT JOIN deliveries ON deliveries.id = spam.delivery_id
            WHERE spam.id = ?""",
         (entry_id,),
-    ))
-    if entry is None:
-        raise NotFound(f"no spam entry {entry_id}")
+    ), f"no spam entry {entry_id}")
     entry["reasons"] = json.loads(entry["reasons"] or "[]")
     return entry
 
