@@ -14,9 +14,7 @@ Writes the "## Bulk ingest" section of benchmarks/README.md (--no-readme to only
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -27,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from readme_section import write_section  # noqa: E402
+from readme_section import load_average, recorded, write_section  # noqa: E402
 
 SECTION = "## Bulk ingest"
 
@@ -79,7 +77,7 @@ def main() -> None:
         subprocess.run([sys.executable, HERE / "make_maildir.py", maildir, "--count",
                         str(args.count)], check=True)
     files = sum(1 for _ in (maildir / "cur").iterdir())
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_before = load_average()
     # The console script beside this interpreter, not a version manager's shim in front of it.
     beside = Path(sys.executable).with_name("mailthreads")
     mailthreads = str(beside) if beside.exists() else shutil.which("mailthreads")
@@ -151,7 +149,7 @@ def main() -> None:
     timings = [(name, median_time(command, e, args.repeat)) for name, command, e in reads]
     startup = median_time([sys.executable, "-c", "pass"], env, args.repeat)
 
-    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_after = load_average()
     lines = [
         SECTION, "",
         f"`python benchmarks/bulk_ingest.py --count {args.count}`: a maildir of {files:,} "
@@ -178,9 +176,7 @@ def main() -> None:
         "|---|---:|",
         *(f"| `{name}` | {seconds * 1000:.0f} ms |" for name, seconds in timings),
         "",
-        f"Recorded {datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}, "
-        f"Python {platform.python_version()}); load average before {load_before}, after "
-        f"{load_after}.",
+        recorded(load_before, load_after),
     ]
     text = "\n".join(lines) + "\n"
     print("\n" + text)

@@ -13,9 +13,7 @@ section of benchmarks/README.md (--no-readme to only print it).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shlex
 import shutil
 import sqlite3
@@ -27,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from readme_section import write_section  # noqa: E402
+from readme_section import load_average, recorded, write_section  # noqa: E402
 
 SECTION = "## Read path"
 WORD = "patch"  # in 13,000 of the 83,000 messages
@@ -102,7 +100,7 @@ def main() -> None:
                      (f"mailthreads show {thread_id}, before",
                       f"{before} show {thread_id} --keep-unread"),
                      (f"mailthreads search {WORD}, before", f"{before} search {WORD}")]
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_before = load_average()
     runs = {name: [] for name, _ in commands}
     for round_number in range(args.warmup + args.runs):
         # Interleaved: every round runs each command once, so that a change in the machine's
@@ -111,7 +109,7 @@ def main() -> None:
             seconds = time_once(shlex.split(command))
             if round_number >= args.warmup:
                 runs[name].append(seconds * 1000)
-    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_after = load_average()
     median = {name: statistics.median(times) for name, times in runs.items()}
     best = {name: min(times) for name, times in runs.items()}
     names = [name for name, _ in commands]
@@ -133,9 +131,7 @@ def main() -> None:
         "notmuch's whole search here; importing click adds "
         f"{median[names[2]] - median[names[0]]:.0f} ms.",
         "",
-        f"Recorded {datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}, "
-        f"Python {platform.python_version()}); load average before {load_before}, after "
-        f"{load_after}.",
+        recorded(load_before, load_after),
     ]
     text = "\n".join(lines) + "\n"
     print("\n" + text)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 from pathlib import Path
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -18,3 +21,14 @@ def write_section(heading: str, text: str, readme: Path = README) -> None:
         rest = current[following:] if following != -1 else "\n"
         updated = current[:start + 1] + text.rstrip("\n") + "\n" + rest
     readme.write_text(updated)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def recorded(load_before: str, load_after: str) -> str:
+    """The closing line of a section: when, on what, and how busy the machine was."""
+    return (f"Recorded {datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}, "
+            f"Python {platform.python_version()}); load average before {load_before}, after "
+            f"{load_after}.")
