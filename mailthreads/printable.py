@@ -107,3 +107,32 @@ def _json_escape(char: str) -> str:
         return f"\\u{code:04x}"
     code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells characters beyond the BMP
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def display_width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: Chinese, Japanese and Korean characters and
+    most emoji take two, combining marks none. Tables are laid out by this, not by ``len``,
+    or one CJK subject pushes every column after it out of line and past the screen's edge."""
+    if text.isascii():
+        return len(text)
+    return sum(map(_char_width, text))
+
+
+def clip_to_width(text: str, width: int) -> str:
+    """``text`` if it fits in ``width`` columns, else as much of it as fits before an "…"."""
+    if display_width(text) <= width:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        used += _char_width(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or char in (_ZERO_WIDTH_JOINER, _EMOJI_VARIATION):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from ..printable import json_safe, neutralise
+from ..printable import clip_to_width, display_width, json_safe, neutralise
 
 
 def output_options(fn: Callable) -> Callable:
@@ -161,9 +161,6 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
                           for key, value in row.items()} for row in rows)
     elif not rows:
         click.echo(empty)
-    elif not shrink:
-        click.echo(table(([neutralise(str(_cell(row.get(c)))) for c in columns] for row in rows),
-                         columns))
     else:
         titles = [(headers or {}).get(column, column) for column in columns]
         text = fitted_table([[neutralise(str(_cell(row.get(c)))) for c in columns]
@@ -186,60 +183,58 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def table(rows: Iterable[Sequence[str]], headers: Sequence[str], max_width: int = 50) -> str:
-    body = [[_clip(cell, max_width) for cell in row] for row in rows]
-    widths = [max(map(len, column)) for column in zip(headers, *body, strict=True)]
-    line = "  ".join(f"{{:<{width}}}" for width in widths).format
-    lines = [line(*headers).rstrip(), "  ".join("-" * width for width in widths)]
-    lines.extend(line(*row).rstrip() for row in body)
-    return "\n".join(lines)
-
-
 def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
-                 shrink: Sequence[tuple[int, int]], highlight: Sequence[int] = (),
+                 shrink: Sequence[tuple[int, int]] = (), highlight: Sequence[int] = (),
                  max_width: int = 50) -> str:
-    """A table as wide as the terminal at most (80 columns when output is not one): the
-    ``shrink`` columns (index, minimum width) are truncated, in order, never left out."""
+    """A table as wide as the terminal at most (80 columns when output is not one), measured
+    in display columns (a CJK character takes two): the ``shrink`` columns (index, minimum
+    width) are truncated, in order, never left out. Without ``shrink``, the widest columns
+    give way first, down to their titles' width."""
     import shutil
 
     width = shutil.get_terminal_size((80, 24)).columns
     fitted = {index for index, _ in shrink} | set(highlight)
     rows = [[" ".join(cell.split()) if index in fitted else _clip(cell, max_width)
              for index, cell in enumerate(row)] for row in rows]
-    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    widths = [max(map(display_width, column)) for column in zip(headers, *rows, strict=True)]
+    if not shrink:
+        shrink = sorted(((index, display_width(title)) for index, title in enumerate(headers)),
+                        key=lambda column: -widths[column[0]])
     excess = sum(widths) + 2 * (len(widths) - 1) - width
     for index, minimum in shrink:
         if excess <= 0:
             break
-        cut = min(excess, max(0, widths[index] - max(minimum, len(headers[index]))))
+        cut = min(excess, max(0, widths[index] - max(minimum, display_width(headers[index]))))
         widths[index] -= cut
         excess -= cut
     for row in rows:
         for index, cell in enumerate(row):
-            if len(cell) > widths[index]:
+            if display_width(cell) > widths[index]:
                 row[index] = (_clip_around(cell, widths[index]) if index in highlight
                               else _clip(cell, widths[index]))
-    line = "  ".join(f"{{:<{w}}}" for w in widths).format
-    lines = [line(*headers).rstrip(), "  ".join("-" * w for w in widths)]
-    lines.extend(line(*row).rstrip() for row in rows)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell + " " * (w - display_width(cell))
+                         for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [line(headers), "  ".join("-" * w for w in widths)]
+    lines.extend(line(row) for row in rows)
     return "\n".join(lines)
 
 
 def _clip_around(text: str, width: int) -> str:
     """``text`` cut to ``width`` so that its first [highlight] stays whole when it fits."""
     start, end = text.find("["), text.find("]")
-    if 0 <= start < end and end >= width - 1:
+    if 0 <= start < end and display_width(text[:end + 1]) >= width - 1:
         offset = max(0, min(start - 2, end + 2 - width))
         text = "…" + text[offset + 1:] if offset else text
     return _clip(text, width)
 
 
 def _clip(text: str, width: int) -> str:
-    if len(text) > width or "\n" in text or "\t" in text or "\r" in text:
+    if "\n" in text or "\t" in text or "\r" in text or display_width(text) > width:
         text = " ".join(text.split())
-        if len(text) > width:
-            return text[: width - 1] + "…"
-    return text
+    return clip_to_width(text, width)
 
 
 def committed_counts(counts: dict[str, int]) -> str:
