@@ -91,6 +91,25 @@ class SpamdServer:
         except OSError:
             return False
 
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """spamd stopped with SIGSTOP: the kernel still takes connections into its backlog,
+        nobody answers them, as when spamd hangs. Continued at the end."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.process.pid, signal.SIGCONT)
+
+    def clients_waiting(self) -> int:
+        """Connections to spamd's port that spamd has not closed: ESTABLISHED, or CLOSE_WAIT
+        once the client has sent its whole request (spamc closes its sending side)."""
+        port = f":{self.port:04X}"
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in list(table)[1:]]
+        return sum(1 for row in rows if row[1].endswith(port) and row[3] in ("01", "08"))
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -104,10 +123,10 @@ class SpamdServer:
             self.process.wait()
         self.process = None
 
-    def toml(self, **extra: object) -> str:
+    def toml(self, timeout: float = 30, **extra: object) -> str:
         """A ``[spam]`` table that points mailthreads at this spamd."""
         lines = ["[spam]", "enabled = true", 'host = "127.0.0.1"', f"port = {self.port}",
-                 "timeout = 30"]
+                 f"timeout = {timeout}"]
         for key, value in extra.items():
             if isinstance(value, str):
                 lines.append(f'{key} = "{value}"')

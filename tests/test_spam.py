@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dovecot import dovecot, dovecot_server  # noqa: F401  (pytest fixtures)
 from mailfactory import message
-from smtp_support import Serve, wait_filed, write_config
+from smtp_support import Serve, wait_filed, wait_for, write_config
 from spamd import GTUBE, spamd, spamd_server  # noqa: F401  (pytest fixtures)
 
 REPLY_TO = "reply+why-i-blog@blog.example"
@@ -137,6 +137,23 @@ def test_serve_keeps_gtube_apart(tmp_path, spamd):  # noqa: F811
         wait_filed(tool.database, 2)
         assert "status=spam" in server.log()
     assert tool.filed() == KEPT_APART
+
+
+def test_a_hung_scanner_never_holds_up_accepting_mail(tmp_path, spamd):  # noqa: F811
+    """The scan happens before the filer's write transaction: while spamd does not answer,
+    the listener still commits (and answers 250 to) the next message at once."""
+    tool = Tool(tmp_path, spamd.toml(timeout=40))
+    with Serve(tool.database, tool.config) as server:
+        with spamd.hung(), smtplib.SMTP("127.0.0.1", server.port, timeout=60) as client:
+            assert client.sendmail("reader1@example.com", [REPLY_TO], human(1)) == {}
+            wait_for(lambda: spamd.clients_waiting() == 1, "the filer to ask spamd", 20)
+            assert client.sendmail("reader2@example.com", [REPLY_TO], human(2)) == {}
+            # Both accepted while the first scan still waits for its answer.
+            assert spamd.clients_waiting() == 1
+            assert tool.rows("SELECT status FROM deliveries ORDER BY id") == [("pending",)] * 2
+        wait_filed(tool.database, 2)
+    assert tool.rows("SELECT message_id FROM messages ORDER BY id") == [
+        ("r1@example.com",), ("r2@example.com",)]
 
 
 def test_poll_keeps_gtube_apart(tmp_path, spamd, dovecot):  # noqa: F811

@@ -30,6 +30,7 @@ from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
+from ..spam import Judgement, judge
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
 from .analysed import Analysed, Unparsed
@@ -427,12 +428,15 @@ class Pipeline:
         """Receive and process one message in one transaction (``quarantine release``, a
         sent answer): nothing to make durable before filing, the caller waits for both."""
         context = Context(source, envelope or Envelope(), post_hint)
-        # Before the write transaction: an analysis may take up to its budget.
+        # Before the write transaction: an analysis may take up to its budget, a spam scan
+        # up to [spam] timeout.
         analysis = self.analyse(raw, context)
+        judgement = self.judge(raw, analysis)
         with db.transaction(self.conn, immediate=True):
             delivery_id, sha256 = self.receive(raw, source, envelope, origin=origin,
                                                post_hint=post_hint, commit=False)
-            return self.process(delivery_id, sha256, raw, context, analysis)
+            return self.process(delivery_id, sha256, raw, context, analysis,
+                                judgement=judgement)
 
     def receive(self, raw: bytes, source: str, envelope: Envelope | None = None, *,
                 origin: str | None = None, post_hint: str | None = None,
@@ -453,11 +457,18 @@ class Pipeline:
             self._analyser = Analyser(self.config)
         return self._analyser.analyse(raw, context.envelope.mail_from)
 
+    def judge(self, raw: bytes, analysis: Analysed) -> Judgement | None:
+        """The spam verdict of a parsed message (``spam.judge``), for ``process``. Callers ask
+        for it before their write transaction: a scan waits on spamd for up to ``[spam]
+        timeout``, and the SMTP listener's commits must not wait behind it."""
+        return None if isinstance(analysis, Unparsed) else judge(raw, self.config.spam)
+
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
                 analysis: Analysed, *, origin: str | None = None,
-                decided: Plan | None = None) -> Outcome:
+                decided: Plan | None = None, judgement: Judgement | None = None) -> Outcome:
         """File one received message. ``analysis`` is the reason text when parsing failed;
-        ``decided`` a plan the caller already made for it in this transaction."""
+        ``decided`` a plan the caller already made for it in this transaction; ``judgement``
+        its spam verdict from ``judge`` (else the scan happens here, under the lock)."""
         deleted = self._deleted_before(delivery_id, sha256, analysis, origin)
         if deleted is not None:
             return deleted
@@ -470,7 +481,7 @@ class Pipeline:
             decided = plan(self.conn, self.config, analysis, context, self.unrouted)
         # Sender trust (issue 12): spam is kept apart, never in a post, thread or correspondent.
         screening = screen(self.conn, self.config, delivery_id, sha256, raw, context, analysis,
-                           decided, origin)
+                           decided, origin, judgement)
         if screening.outcome is not None:
             return screening.outcome
         decided = screening.plan

@@ -99,15 +99,18 @@ def ingest_messages(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     context = Context(source, Envelope(), post_hint)
     for batch in _batches(items, config, workers, expected):
+        # Spam scans before the write lock is taken (see Pipeline.judge).
+        judgements = [pipeline.judge(raw, analysis) for _, raw, _, analysis in batch]
         # A batch cut short (Ctrl-C, a bug) must not be half filed: it is rolled back, and a
         # new run takes it in again.
         with db.transaction(conn, immediate=True):
-            for origin, raw, sha256, analysis in batch:
+            for (origin, raw, sha256, analysis), judgement in zip(batch, judgements,
+                                                                  strict=True):
                 delivery_id, _ = pipeline.receive(raw, source, origin=origin,
                                                   post_hint=post_hint, commit=False,
                                                   sha256=sha256)
                 outcome = pipeline.process(delivery_id, sha256, raw, context, analysis,
-                                           origin=origin)
+                                           origin=origin, judgement=judgement)
                 summary.add(outcome)
                 if on_outcome:
                     on_outcome(outcome)

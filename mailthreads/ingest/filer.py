@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .. import db
 from ..config import Config
 from ..db import store
+from ..spam import Judgement
 from . import Analysed, Context, Envelope, Outcome, Pipeline
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ MAX_HOLD_SECONDS = 0.01
 # How long the filer lets a waiting writer go first before it starts a transaction anyway.
 YIELD_SECONDS = 0.02
 GIVE_UP_REASON = "filing failed (a mailthreads bug): see the serve log"
+
+# A pending delivery with what filing it needs, all made before the write transaction.
+_Job = tuple[store.PendingDelivery, bytes, Context, Analysed, Judgement | None]
 
 
 @dataclass(frozen=True)
@@ -72,20 +76,19 @@ class Filer:
             self._file(jobs, outcomes)
         return outcomes
 
-    def _analysed(self, delivery: store.PendingDelivery) -> tuple[store.PendingDelivery,
-                                                                   bytes, Context, Analysed]:
+    def _analysed(self, delivery: store.PendingDelivery) -> _Job:
         raw = store.raw_message(self.conn, delivery.raw_sha256) or b""
         context = Context(delivery.source, Envelope(delivery.envelope_from, delivery.envelope_to),
                           delivery.post_hint)
-        return delivery, raw, context, self.pipeline.analyse(raw, context)
+        analysis = self.pipeline.analyse(raw, context)
+        return delivery, raw, context, analysis, self.pipeline.judge(raw, analysis)
 
-    def _file(self, jobs: list[tuple[store.PendingDelivery, bytes, Context, Analysed]],
-              outcomes: list[Outcome]) -> None:
+    def _file(self, jobs: list[_Job], outcomes: list[Outcome]) -> None:
         done: list[Filed] = []
         committed = 0  # jobs[:committed] are settled
         started = 0.0
         try:
-            for index, (delivery, raw, context, analysis) in enumerate(jobs):
+            for index, (delivery, raw, context, analysis, judgement) in enumerate(jobs):
                 if self.should_stop():
                     break
                 if not self.conn.in_transaction:
@@ -97,7 +100,7 @@ class Filer:
                 if store.delivery_status(self.conn, delivery.id) == "pending":
                     done.append(Filed(delivery, self.pipeline.process(
                         delivery.id, delivery.raw_sha256, raw, context, analysis,
-                        origin=delivery.origin)))
+                        origin=delivery.origin, judgement=judgement)))
                 if self.yield_to() or time.monotonic() - started > MAX_HOLD_SECONDS:
                     self._commit(done, outcomes)
                     committed = index + 1

@@ -42,11 +42,14 @@ class Screening:
 
 def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: str, raw: bytes,
            context: Context, analysis: Analysis, decided: Plan,
-           origin: str | None = None) -> Screening:
-    """Judge an incoming message about to be stored or quarantined, and keep spam apart."""
+           origin: str | None = None, judgement: Judgement | None = None) -> Screening:
+    """Judge an incoming message about to be stored or quarantined, and keep spam apart.
+    ``judgement``: the one ``Pipeline.judge`` made before the write transaction (else it is
+    made here, under the lock)."""
     if decided.direction != "in" or decided.status not in ("store", "quarantine"):
         return Screening(decided)
-    judgement = judge(raw, config.spam)
+    if judgement is None:
+        judgement = judge(raw, config.spam)
     verdict = judgement.verdict
     reasons = [f"spam verdict: {verdict.describe()}"]
     if judgement.forged:

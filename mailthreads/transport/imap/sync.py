@@ -52,6 +52,7 @@ from ...ingest import (
 )
 from ...mail.analysis import Analysis
 from ...mail.routing import parse_reply_address
+from ...spam import Judgement
 from .analyse import Analyser
 from .connection import (
     NETWORK_ERRORS,
@@ -360,9 +361,13 @@ class FolderSync:
         # for filing only. Every plan is made under it, so no other writer (serve's filer,
         # an ingest) can change what a plan read before the message is filed by it.
         origin_prefix = self._origin_prefix(folder, uidvalidity)
+        # Spam scans too (Pipeline.judge): the author's own answers in Sent are never scanned.
+        raws = [raw for _, raw in fetched if isinstance(raw, bytes)]
+        judgements = [None if folder.role == "sent" else self.pipeline.judge(raw, analysis)
+                      for raw, analysis in zip(raws, analyses, strict=True)]
         with db.transaction(self.conn, immediate=True):
-            taken = self._file_batch(fetched, iter(analyses), origin_prefix, folder.role,
-                                     report, on_message)
+            taken = self._file_batch(fetched, zip(analyses, judgements, strict=True),
+                                     origin_prefix, folder.role, report, on_message)
             store.save_imap_checkpoint(self.conn, self.account.name, folder.folder,
                                        uidvalidity, newest, kept_settings)
         # Mail that was in the folder at the last poll is never flagged or moved: a
@@ -376,8 +381,8 @@ class FolderSync:
         return f"{self.account.name}/{folder.folder}/{uidvalidity}"
 
     def _file_batch(self, fetched: list[_Fetched],
-                    analyses: Iterator[Analysed], origin_prefix: str, role: str,
-                    report: FolderReport, on_message: Progress | None) -> list[int]:
+                    analyses: Iterator[tuple[Analysed, Judgement | None]], origin_prefix: str,
+                    role: str, report: FolderReport, on_message: Progress | None) -> list[int]:
         """File one fetched batch (in the caller's write transaction); the UIDs filed, for
         ``after``."""
         taken: list[int] = []
@@ -387,7 +392,7 @@ class FolderSync:
             elif isinstance(raw, _HeaderOnly):
                 report.ignored += 1
             else:
-                outcome = self._file(raw, next(analyses), f"{origin_prefix}/{uid}", role)
+                outcome = self._file(raw, *next(analyses), f"{origin_prefix}/{uid}", role)
                 report.count(outcome)
                 if outcome is not None and outcome.status != "deleted":
                     taken.append(uid)
@@ -449,7 +454,7 @@ class FolderSync:
 
     # Filing -----------------------------------------------------------------------------
 
-    def _file(self, raw: bytes, analysis: Analysed, origin: str,
+    def _file(self, raw: bytes, analysis: Analysed, judgement: Judgement | None, origin: str,
               role: str) -> Outcome | None:
         """File one message in the pipeline, or return None when it is not for mailthreads."""
         decided = None
@@ -464,7 +469,7 @@ class FolderSync:
                 return None
         delivery_id, sha256 = self.pipeline.receive(raw, SOURCE, origin=origin, commit=False)
         return self.pipeline.process(delivery_id, sha256, raw, _CONTEXT, analysis,
-                                     origin=origin, decided=decided)
+                                     origin=origin, decided=decided, judgement=judgement)
 
     def _for_us(self, raw: bytes, analysis: Analysed, role: str) -> bool:
         if isinstance(analysis, Unparsed):
