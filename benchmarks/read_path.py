@@ -8,6 +8,12 @@ Uses the database and notmuch index that bulk_ingest.py built in --work (run it 
 the same 50 rows, nothing else: the floor for a Python command); `mailthreads show` and
 `mailthreads search` against `notmuch show` and `notmuch search`. Writes the "## Read path"
 section of benchmarks/README.md (--no-readme to only print it).
+
+Python runs from a plain virtual environment made for the benchmark (``--work``/venv, this
+checkout and its dependencies installed as pipx would install them), not from the Python
+that runs this script: an interpreter's site hooks (``.pth`` files of other packages, an
+editable install's import finder) cost start-up time that is not mailthreads' own. Every
+mailthreads command still imports this checkout's code (PYTHONPATH), or --before's.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -48,6 +53,16 @@ def time_once(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def plain_venv(venv: Path) -> tuple[Path, Path]:
+    """A virtual environment with this checkout installed (not editable), made once."""
+    python, script = venv / "bin" / "python3", venv / "bin" / "mailthreads"
+    if not script.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(HERE.parent)],
+                       check=True)
+    return python, script
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/mailthreads-bench"))
@@ -63,8 +78,7 @@ def main() -> None:
     maildir = args.work / f"Maildir-{args.count}"
     if not database.exists() or not (maildir / ".notmuch").exists():
         sys.exit(f"run benchmarks/bulk_ingest.py --count {args.count} --work {args.work} first")
-    beside = Path(sys.executable).with_name("mailthreads")
-    mailthreads = str(beside) if beside.exists() else shutil.which("mailthreads")
+    python, mailthreads = plain_venv(args.work / "venv")
     conn = sqlite3.connect(database)
     thread_id, messages, thread_count = conn.execute(
         "SELECT id, message_count, (SELECT count(*) FROM threads) FROM threads "
@@ -83,9 +97,9 @@ def main() -> None:
     # the editable install's); env(1) runs them all, so they pay the same small exec cost.
     here = f"env PYTHONPATH={HERE.parent} {mailthreads}"
     commands = [
-        ("python3 -c pass", f"{sys.executable} -c pass"),
-        ("lean Python + sqlite3 script, newest 50", f"{sys.executable} {lean} {database}"),
-        ("python3 -c 'import click'", f"{sys.executable} -c 'import click'"),
+        ("python3 -c pass", f"{python} -c pass"),
+        ("lean Python + sqlite3 script, newest 50", f"{python} {lean} {database}"),
+        ("python3 -c 'import click'", f"{python} -c 'import click'"),
         ("mailthreads threads", f"{here} threads"),
         ("notmuch search --limit=50 '*'", "notmuch search --limit=50 *"),
         (f"mailthreads show {thread_id} ({messages} messages)",
@@ -117,7 +131,8 @@ def main() -> None:
     lines = [
         SECTION, "",
         f"`python benchmarks/read_path.py --count {args.count}`: whole commands, Python "
-        f"start-up included, on the database and notmuch index of the bulk ingest above "
+        f"start-up included (Python from a plain venv with mailthreads installed), on the "
+        f"database and notmuch index of the bulk ingest above "
         f"({stored:,} messages, {thread_count:,} threads), timed side by side in one run "
         f"({args.runs} rounds after {args.warmup} warm-up rounds; each round runs every command "
         "once, output to /dev/null).", "",
