@@ -93,8 +93,10 @@ def test_consent_ask_drafts_a_question_that_only_a_named_send_sends(env, monkeyp
         assert "may I" in entry["body"].lower() or "May I?" in entry["body"]
         assert json.loads(run("threads", "--json"))[0]["consent"] == "asked"
 
-        run("outbox", "send")  # what cron runs: never a draft
+        said = run("outbox", "send")  # what cron runs: never a draft
         assert relay.received == []
+        assert "empty" not in said and "1 draft waits" in said, said
+        assert "outbox send 1" in said, said
         assert json.loads(run("outbox", "list", "--json"))[0]["status"] == "draft"
 
         editor = env / "editor.py"

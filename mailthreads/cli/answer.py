@@ -266,13 +266,25 @@ def outbox_send(app: App, entry_ids: tuple[int, ...], force: bool, every_age: bo
     results = outbox_module.deliver_all(conn, app.config, entry_ids or None, force=force,
                                         every_age=every_age)
     if not results:
-        click.echo("The outbox is empty: nothing to send.")
+        click.echo(_nothing_sent(conn))
         return
     for result in results:
         _report(result)
     code = _exit_code(results)
     if code:
         raise click.exceptions.Exit(code)
+
+
+def _nothing_sent(conn: Any) -> str:
+    """Why 'outbox send' sent nothing: an empty outbox, or drafts, which go only when named."""
+    from ..db import store
+
+    drafts = [entry["id"] for entry in store.outbox_entries(conn) if entry["status"] == "draft"]
+    if not drafts:
+        return "The outbox is empty: nothing to send."
+    waits = "1 draft waits" if len(drafts) == 1 else f"{len(drafts)} drafts wait"
+    return (f"Nothing sent: {waits} until you name it ('mailthreads outbox send "
+            f"{drafts[0]}' sends it; 'outbox list' shows them all).")
 
 
 def _unsent_entry(conn: Any, entry_id: int) -> dict[str, Any]:
