@@ -283,7 +283,7 @@ def _nothing_sent(conn: Any) -> str:
     if not drafts:
         return "The outbox is empty: nothing to send."
     waits = "1 draft waits" if len(drafts) == 1 else f"{len(drafts)} drafts wait"
-    return (f"Nothing sent: {waits} until you name it ('mailthreads outbox send "
+    return (f"Nothing sent: {waits} to be named ('mailthreads outbox send "
             f"{drafts[0]}' sends it; 'outbox list' shows them all).")
 
 
