@@ -149,6 +149,26 @@ def test_a_reply_to_an_unknown_post_is_held_not_created(blog):
     assert thread["post"] == "buy-cheap-pills"
 
 
+def test_the_summary_tells_held_and_blocked_mail_from_quarantined_mail(blog):
+    """Mail kept aside on purpose is not reported as broken: 'quarantined' is for what could
+    not be parsed or routed."""
+    blog.run("posts", "add", "why-i-blog")
+    blog.run("block", "spammer@junk.example")
+    for number, raw in enumerate([
+            pills(),  # a post not added yet: held for review
+            message(sender="Spammer <spammer@junk.example>", message_id="<b1@junk.example>"),
+            message(to="nobody@elsewhere.example", message_id="<lost@example.com>"),
+            message(message_id="<fine@example.com>")]):
+        (blog.root / f"batch-{number}.eml").write_bytes(raw)
+    said = blog.run("ingest", *(str(path) for path in sorted(blog.root.glob("batch-*.eml"))))
+    assert ("4 messages: 1 stored, 0 duplicate, 1 quarantined, 1 held for your review, "
+            "1 from blocked senders, kept raw") in said, said
+    files = [str(path) for path in sorted(blog.root.glob("batch-*.eml"))]
+    summary = json.loads(blog.run("ingest", *files, "--json"))["summary"]
+    assert (summary["duplicate"], summary["quarantined"], summary["held"],
+            summary["blocked"]) == (1, 1, 1, 1)
+
+
 def test_review_accept_creates_the_post_and_files_the_reply(blog):
     blog.ingest(pills())
     [held] = blog.json("review")

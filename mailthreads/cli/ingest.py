@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import EX_INTERRUPTED
+from ..ingest.values import held_and_blocked
 from .app import App
 from .output import chosen_format, committed_counts, dumps, echo
 
@@ -107,7 +108,8 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
                    "messages already in are not stored twice.", err=True)
         raise click.exceptions.Exit(EX_INTERRUPTED) from None
     totals = {"stored": summary.stored, "duplicate": summary.duplicate,
-              "quarantined": summary.quarantined, "ignored": summary.ignored,
+              "quarantined": summary.quarantined, "held": summary.held,
+              "blocked": summary.blocked, "ignored": summary.ignored,
               "deleted": summary.deleted, "spam": summary.spam,
               "by_kind": summary.by_kind, "skipped_files": skipped}
     if fmt == "json":
@@ -115,6 +117,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
     elif fmt == "table":
         line = (f"{summary.total} messages: {summary.stored} stored, {summary.duplicate} "
                 f"duplicate, {summary.quarantined} quarantined")
+        line += "".join(f", {part}" for part in held_and_blocked(summary.held, summary.blocked))
         machine = sum(n for kind, n in summary.by_kind.items() if kind != "reply")
         if machine:
             line += f" ({machine} of the stored are auto-replies, bounces or reports)"
@@ -125,7 +128,7 @@ def ingest(app: App, paths: tuple[Path, ...], post_hint: str | None, workers: in
         if summary.spam:
             line += f"; {summary.spam} spam, kept apart (mailthreads spam list)"
         click.echo(line)
-        if summary.quarantined:
+        if summary.quarantined or summary.held:
             click.echo("See them with: mailthreads review (each with the command that "
                        "decides it)", err=True)
     elif skipped and fmt == "nl":

@@ -508,6 +508,7 @@ class Pipeline:
             direction=decided.direction,
             reasons=tuple(decided.reasons),
             origin=origin,
+            review_class=decided.review_class if decided.status == "quarantine" else None,
         )
 
     def _deleted_before(self, delivery_id: int, sha256: str, analysis: Analysed,

@@ -36,21 +36,23 @@ Result = tuple[str, bytes, str, Analysed]
 class Summary:
     stored: int = 0
     duplicate: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # could not be parsed or routed
+    held: int = 0  # waiting for the author's decision in 'mailthreads review'
+    blocked: int = 0  # from a blocked sender: kept raw, never shown
     ignored: int = 0
     deleted: int = 0  # tombstoned: deleted by the author before, not filed again
     spam: int = 0  # kept apart as spam (issue 12): see 'mailthreads spam list'
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        setattr(self, outcome.tally, getattr(self, outcome.tally) + 1)
         if outcome.status == "stored" and outcome.kind:
             self.by_kind[outcome.kind] = self.by_kind.get(outcome.kind, 0) + 1
 
     @property
     def total(self) -> int:
-        return (self.stored + self.duplicate + self.quarantined + self.ignored
-                + self.deleted + self.spam)
+        return (self.stored + self.duplicate + self.quarantined + self.held + self.blocked
+                + self.ignored + self.deleted + self.spam)
 
 
 def _batches(items: Iterable[Job], config: Config, workers: int,

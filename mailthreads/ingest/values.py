@@ -28,6 +28,16 @@ class Outcome:
     direction: str | None = None
     reasons: tuple[str, ...] = ()
     origin: str | None = None
+    review_class: str | None = None  # quarantined to wait for the author (unknown_post, ...)
+
+    @property
+    def tally(self) -> str:
+        """The count a run's summary adds it to: ``status``, except that mail kept for the
+        author's decision (a reply to a post not added yet, a sender to check) is "held" and
+        a blocked sender's mail "blocked", not "quarantined", which says something broke."""
+        if self.status != "quarantined" or not self.review_class:
+            return self.status
+        return "blocked" if self.review_class == "blocked" else "held"
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -70,3 +80,11 @@ class Context:
     source: str
     envelope: Envelope = Envelope()
     post_hint: str | None = None
+
+
+def held_and_blocked(held: int, blocked: int) -> list[str]:
+    """The words for a run's summary line (ingest, poll) of the mail it kept aside on purpose."""
+    parts = [f"{held} held for your review"] if held else []
+    if blocked:
+        parts.append(f"{blocked} from blocked senders, kept raw")
+    return parts

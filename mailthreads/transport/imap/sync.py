@@ -50,6 +50,7 @@ from ...ingest import (
     analyse_or_unparsed,
     plan,
 )
+from ...ingest.values import held_and_blocked
 from ...mail.analysis import Analysis
 from ...mail.routing import parse_reply_address
 from ...spam import Judgement
@@ -100,7 +101,9 @@ class FolderReport:
     new: int = 0
     stored: int = 0
     duplicate: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # could not be parsed or routed
+    held: int = 0  # waiting for the author's decision in 'mailthreads review'
+    blocked: int = 0  # from a blocked sender: kept raw, never shown
     ignored: int = 0
     deleted: int = 0  # deleted by the author before (a tombstone): not filed again
     spam: int = 0  # kept apart as spam (issue 12)
@@ -118,13 +121,14 @@ class FolderReport:
         if outcome is None:
             self.ignored += 1
         else:
-            setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+            setattr(self, outcome.tally, getattr(self, outcome.tally) + 1)
 
     def line(self, after: str = "leave") -> str:
         if not self.new and not self.rescanned:
             return f"{self.account} {self.folder}: nothing new"
         parts = [f"{self.stored} stored", f"{self.duplicate} duplicate",
                  f"{self.quarantined} quarantined", f"{self.ignored} left alone"]
+        parts.extend(held_and_blocked(self.held, self.blocked))
         if self.deleted:
             parts.append(f"{self.deleted} deleted by you before, not filed again")
         if self.spam:
