@@ -33,6 +33,7 @@ _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # of any mail) is skipped by the regex engine.
 _LOOK_CLOSER = re.compile(r"[^\x20-\x7e]+")
 _LOOK_CLOSER_KEEP_LINES = re.compile(r"[^\t\n\x20-\x7e]+")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 def neutralise(text: str, *, multiline: bool = True) -> str:
@@ -115,7 +116,9 @@ def display_width(text: str) -> int:
     or one CJK subject pushes every column after it out of line and past the screen's edge."""
     if text.isascii():
         return len(text)
-    return sum(map(_char_width, text))
+    # Only the characters outside ASCII can be wider or narrower than one column.
+    return len(text) + sum(_char_width(char) - 1 for run in _NOT_ASCII.findall(text)
+                           for char in run)
 
 
 def clip_to_width(text: str, width: int) -> str:
