@@ -405,6 +405,14 @@ def m009_spam(db: Database) -> None:
                "WHERE spam_verdict = 'unscanned'")
 
 
+@migrations()
+def m010_bounce_index(db: Database) -> None:
+    # Every listing asks which of its threads hold a bounce (to say "your answer was not
+    # delivered"). Through the thread index, that read every message of those threads: 1.2 ms
+    # for 50 threads of a 83,000-message database; this index answers it in 0.02 ms.
+    db.execute("CREATE INDEX messages_bounces ON messages (thread_id) WHERE kind = 'bounce'")
+
+
 def apply(db: Database, schema_version: int) -> None:
     """Run the pending steps and record ``schema_version`` (the caller's ``SCHEMA_VERSION``,
     passed in so that this module does not import the connection module that imports it)."""
