@@ -119,6 +119,8 @@ class Spam(NamedTuple):
     # exact names or parent domains. Empty: no upstream header is believed.
     authserv_ids: tuple[str, ...] = ()
     dmarc_failure: str = "quarantine"  # or "spam"
+    # How often 'serve' scans again the messages filed 'unscanned' while spamd was down.
+    rescan_seconds: float = 600.0
 
 
 class Config(NamedTuple):
@@ -234,6 +236,8 @@ def _spam(reader: _Reader, table: dict[str, Any]) -> Spam:
         host=reader.string(table, "spam", "host") or defaults.host,
         port=port,
         timeout=reader.positive_number(table, "spam", "timeout", defaults.timeout),
+        rescan_seconds=reader.positive_number(table, "spam", "rescan_seconds",
+                                              defaults.rescan_seconds),
         threshold=threshold,
         authserv_ids=tuple(reader.string_list(table, "spam", "authserv_ids")),
         dmarc_failure=reader.choice(table, "spam", "dmarc_failure", ("quarantine", "spam"),

@@ -9,6 +9,7 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dovecot import dovecot, dovecot_server  # noqa: F401  (pytest fixtures)
@@ -196,6 +197,48 @@ def test_scanner_down_mid_run_loses_nothing_and_rescan_finishes_the_job(
         "spam": [("spam1@junk.example",)],
     }
     assert "0 scanned" in tool.ok("rescan")
+
+
+def test_serve_scans_again_what_it_filed_while_spamd_was_down(tmp_path, spamd):  # noqa: F811
+    tool = Tool(tmp_path, spamd.toml(rescan_seconds=1))
+    tool.ingest(human(1))  # filed before: a ham verdict
+    spamd.stop()
+    try:
+        with Serve(tool.database, tool.config) as server:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+                assert client.sendmail("spam1@junk.example", [REPLY_TO], gtube()) == {}
+                assert client.sendmail("reader2@example.com", [REPLY_TO], human(2)) == {}
+            wait_filed(tool.database, 3)
+            assert tool.rows("SELECT message_id, spam_verdict FROM messages ORDER BY id") == [
+                ("r1@example.com", "ham"), ("spam1@junk.example", "unscanned"),
+                ("r2@example.com", "unscanned")]
+            spamd.start()
+            # No 'mailthreads rescan': serve scans them once spamd answers again.
+            wait_for(lambda: tool.rows("SELECT COUNT(*) FROM spam")[0][0] == 1,
+                     "serve to find the spam it filed while spamd was down", 60)
+            wait_for(lambda: tool.rows("SELECT COUNT(*) FROM messages WHERE "
+                                       "spam_verdict = 'unscanned'")[0][0] == 0,
+                     "serve to scan the other one", 60)
+            assert "rescanned" in server.log()
+    finally:
+        spamd.start()
+    assert tool.filed()["messages"] == [("r1@example.com", "ham"), ("r2@example.com", "ham")]
+    assert tool.filed()["spam"] == [("spam1@junk.example",)]
+
+
+def test_mail_filed_with_no_scanner_is_not_scanned_behind_your_back(tmp_path, spamd):  # noqa: F811
+    """Turning scanning on later does not move old mail: only 'mailthreads rescan' does."""
+    Tool(tmp_path, "").ingest(gtube())
+    tool = Tool(tmp_path, spamd.toml(rescan_seconds=1))
+    with Serve(tool.database, tool.config) as server:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+            assert client.sendmail("reader1@example.com", [REPLY_TO], human(1)) == {}
+        wait_filed(tool.database, 2)
+        wait_for(lambda: "filed" in server.log(), "the filing to be logged")
+        time.sleep(2)  # two rescan periods: nothing to scan
+    assert tool.rows("SELECT message_id, spam_verdict FROM messages ORDER BY id") == [
+        ("spam1@junk.example", "unscanned"), ("r1@example.com", "ham")]
+    assert "1 scanned: 0 ham, 1 spam" in tool.ok("rescan")
 
 
 def test_release_files_spam_as_a_reply_and_delete_leaves_a_tombstone(tmp_path, spamd):  # noqa: F811

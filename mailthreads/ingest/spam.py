@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..config import Config, Spam
 from ..db import store
 from ..mail.classify import MACHINE_KINDS
-from ..mail.verdicts import SpamVerdict
+from ..mail.verdicts import UNSCANNED, SpamVerdict
 from ..spam import scan
 from . import Envelope, Outcome, Pipeline, Unparsed, analyse_or_unparsed
 
@@ -52,12 +52,15 @@ class Rescanned:
     verdict: SpamVerdict
 
 
-def rescan(conn: sqlite3.Connection, config: Config) -> Iterator[Rescanned]:
+def rescan(conn: sqlite3.Connection, config: Config, *,
+           missed_only: bool = False) -> Iterator[Rescanned]:
     """Scan the stored messages still marked ``unscanned``; spam leaves its thread for the
     ``spam`` table (machine mail about a discussion stays, as when filed). Commits after each
-    message; stops early when the scanner is still down."""
+    message; stops early when the scanner is still down. ``missed_only``: only the messages
+    filed while a scanner was configured but did not answer, not those filed with none."""
     after = 0
-    while batch := store.unscanned_messages(conn, after, RESCAN_BATCH):
+    not_from = UNSCANNED.source if missed_only else None
+    while batch := store.unscanned_messages(conn, after, RESCAN_BATCH, not_from):
         for row in batch:
             after = row["id"]
             verdict = scan(row["raw"], config.spam)

@@ -79,17 +79,19 @@ def set_message_verdict(conn: sqlite3.Connection, sha256: str, verdict: str,
                  (verdict, score, verdict_source, sha256))
 
 
-def unscanned_messages(conn: sqlite3.Connection, after_id: int,
-                       limit: int) -> list[dict[str, Any]]:
-    """Stored messages the scanner has not judged yet, in id order after ``after_id``."""
+def unscanned_messages(conn: sqlite3.Connection, after_id: int, limit: int,
+                       not_from: str | None = None) -> list[dict[str, Any]]:
+    """Stored messages the scanner has not judged yet, in id order after ``after_id``; not
+    those whose ``verdict_source`` is ``not_from``."""
     return _dicts(conn.execute(
         """SELECT messages.id, messages.raw_sha256, messages.message_id, messages.subject,
                   messages.from_address, messages.source, messages.kind, messages.thread_id,
                   raw_messages.raw
            FROM messages JOIN raw_messages ON raw_messages.sha256 = messages.raw_sha256
            WHERE messages.spam_verdict = 'unscanned' AND messages.id > ?
+             AND messages.verdict_source IS NOT ?
            ORDER BY messages.id LIMIT ?""",
-        (after_id, limit),
+        (after_id, not_from, limit),
     ))
 
 

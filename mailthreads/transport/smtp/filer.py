@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ... import db
@@ -45,6 +46,8 @@ RETRY_SECONDS = 2.0
 DRAIN_SECONDS = 20.0
 # Filing can lag behind; accepting is what clients wait on. Yield the CPU to the listener.
 NICENESS = 10
+# Messages filed 'unscanned' (spamd was down) scanned again per turn: new mail comes first.
+RESCAN_BATCH = 20
 
 
 def _log_filed(filed: Filed) -> None:
@@ -57,6 +60,37 @@ def _log_filed(filed: Filed) -> None:
         thread=outcome.thread,
         message_id=f"<{outcome.message_id}>" if outcome.message_id else None,
         reason=outcome.reasons[-1] if outcome.status == "quarantined" else None))
+
+
+class _Rescans:
+    """Scans again, as ``mailthreads rescan`` does, what was filed 'unscanned' while spamd was
+    down (not what was filed before spam scanning was turned on: 'mailthreads rescan' does
+    that when asked): at start, then every ``[spam] rescan_seconds``, a batch at a time
+    between filings (spam found leaves its thread for the spam list)."""
+
+    def __init__(self, conn: sqlite3.Connection, config: Config):
+        self.conn, self.config = conn, config
+        self.due = time.monotonic() if config.spam.enabled else float("inf")
+
+    def run_due(self, should_stop: Callable[[], bool]) -> bool:
+        """Scan a batch if one is due; True when more wait (spamd answers and the batch was
+        full), so that the caller comes back without waiting."""
+        if time.monotonic() < self.due:
+            return False
+        from ...ingest.spam import rescan
+
+        self.due = time.monotonic() + self.config.spam.rescan_seconds
+        for count, done in enumerate(rescan(self.conn, self.config, missed_only=True), start=1):
+            verdict = done.verdict
+            if verdict.label == "unscanned":  # still down: the next turn tries again
+                log.info("rescan stopped %s", fields(reason=verdict.describe()))
+                return False
+            log.info("rescanned %s", fields(message_id=f"<{done.message_id}>",
+                                            verdict=verdict.label, score=verdict.score))
+            if count == RESCAN_BATCH or should_stop():
+                self.due = time.monotonic()
+                return True
+        return False
 
 
 def _angle(address: str | None) -> str | None:
@@ -153,16 +187,18 @@ def run(database_path: Path, config: Config, wake: int, turn: WriteTurn | None,
     # The listener waits for the write lock (or holds it): the filer steps aside.
     filer = Filer(database.conn, config, yield_to=turn.claimed if turn else lambda: False,
                   should_stop=control.should_stop, on_commit=on_commit, logger=log)
+    rescans = _Rescans(database.conn, config)
     while True:
         try:
             filer.file_pending()
+            more = not control.draining and rescans.run_due(control.should_stop)
         except sqlite3.OperationalError as error:
             log.error("cannot file now, will retry: %s", error)
             time.sleep(RETRY_SECONDS)
             continue
         if control.draining:
             break
-        if not control.asked_to_stop():
+        if not more and not control.asked_to_stop():
             control.wait()
         if control.asked_to_stop():
             control.drain()
