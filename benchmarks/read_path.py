@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shlex
 import sqlite3
 import statistics
@@ -47,10 +48,15 @@ for row in conn.execute(
 '''
 
 
-def time_once(command: list[str]) -> float:
+def time_once(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) milliseconds of one run of ``command``."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+    return wall * 1000, cpu * 1000
 
 
 def plain_venv(venv: Path) -> tuple[Path, Path]:
@@ -115,17 +121,20 @@ def main() -> None:
                       f"{before} show {thread_id} --keep-unread"),
                      (f"mailthreads search {WORD}, before", f"{before} search {WORD}")]
     load_before = load_average()
-    runs = {name: [] for name, _ in commands}
+    runs: dict[str, list[float]] = {name: [] for name, _ in commands}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in commands}
     for round_number in range(args.warmup + args.runs):
         # Interleaved: every round runs each command once, so that a change in the machine's
         # load during the run weighs on all of them alike.
         for name, command in commands:
-            seconds = time_once(shlex.split(command))
+            wall, used = time_once(shlex.split(command))
             if round_number >= args.warmup:
-                runs[name].append(seconds * 1000)
+                runs[name].append(wall)
+                cpu[name].append(used)
     load_after = load_average()
     median = {name: statistics.median(times) for name, times in runs.items()}
     best = {name: min(times) for name, times in runs.items()}
+    cpu_median = {name: statistics.median(times) for name, times in cpu.items()}
     names = [name for name, _ in commands]
     threads, notmuch = median[names[3]], median[names[4]]
     lines = [
@@ -136,9 +145,10 @@ def main() -> None:
         f"({stored:,} messages, {thread_count:,} threads), timed side by side in one run "
         f"({args.runs} rounds after {args.warmup} warm-up rounds; each round runs every command "
         "once, output to /dev/null).", "",
-        "| command | median ms | best ms |",
-        "|---|---:|---:|",
-        *(f"| `{name}` | {median[name]:.0f} | {best[name]:.0f} |" for name in names),
+        "| command | median ms | best ms | median CPU ms |",
+        "|---|---:|---:|---:|",
+        *(f"| `{name}` | {median[name]:.0f} | {best[name]:.0f} | {cpu_median[name]:.0f} |"
+          for name in names),
         "",
         f"`mailthreads threads` takes **{threads / notmuch:.2f}x** the time of "
         f"`notmuch search --limit=50 '*'` (medians) and {threads / median[names[1]]:.2f}x the "
