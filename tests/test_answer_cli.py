@@ -5,6 +5,8 @@ the client trusts through ``SSL_CERT_FILE``, as a user with a private relay woul
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import sqlite3
@@ -279,6 +281,12 @@ def test_failed_send_stays_in_the_outbox_and_is_sent_exactly_once_later(site):
 
     listing = site.run("outbox").stdout  # alone, it lists
     assert "failed" in listing and "connection ref" in listing
+    *table, error = listing.splitlines()
+    assert all(len(line) <= 80 for line in table), listing  # the error in full, under it
+    assert error.startswith("reply 1: cannot connect to 127.0.0.1:"), listing
+    [row] = csv.DictReader(io.StringIO(site.run("outbox", "list", "--csv").stdout))
+    assert (row["thread_id"], row["to_address"]) == (str(thread), "ada@example.net")
+    assert "connection refused" in row["last_error"]
     [entry] = site.json("outbox", "list")
     assert (entry["status"], entry["attempts"], entry["thread_id"]) == ("failed", 1, thread)
     assert entry["body"] == "Sent while the relay was down."

@@ -217,15 +217,23 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     rows = store.outbox_entries(app.reader(), include_sent=include_sent)
-    if fmt == "table":
-        for row in rows:
-            row["thread"] = row.pop("thread_id")
-            row["to"] = row.pop("to_address")
-            row["error"] = row.pop("last_error")
-            row.pop("body")
-    emit(rows, fmt, ["id", "thread", "post", "to", "status", "attempts", "created_at",
-                     "subject", "error"],
+    if fmt != "table":
+        emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts",
+                         "created_at", "subject", "last_error"])
+        return
+    from ..localtime import relative
+
+    for row in rows:
+        row["created"] = relative(row["created_at"])
+    # The last error in full, under the table: a column 80 characters wide would cut it.
+    emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts", "created",
+                     "subject"],
+         headers={"thread_id": "thread", "to_address": "to", "attempts": "tries"},
+         shrink=[("subject", 12), ("to_address", 16), ("post", 10)],
          empty="The outbox is empty: every answer has been sent.")
+    for row in rows:
+        if row["last_error"]:
+            echo(f"reply {row['id']}: {row['last_error']}", multiline=False)
 
 
 @outbox.command(name="send")
