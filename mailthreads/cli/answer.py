@@ -221,14 +221,11 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
         emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts",
                          "created_at", "subject", "last_error"])
         return
-    from ..localtime import relative
-
-    for row in rows:
-        row["created"] = relative(row["created_at"])
     # The last error in full, under the table: a column 80 characters wide would cut it.
-    emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts", "created",
-                     "subject"],
-         headers={"thread_id": "thread", "to_address": "to", "attempts": "tries"},
+    emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts",
+                     "created_at", "subject"],
+         headers={"thread_id": "thread", "to_address": "to", "attempts": "tries",
+                  "created_at": "created"},
          shrink=[("subject", 12), ("to_address", 16), ("post", 10)],
          empty="The outbox is empty: every answer has been sent.")
     for row in rows:

@@ -143,7 +143,8 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
          *, empty: str = "Nothing to show.", shrink: Sequence[tuple[str, int]] = (),
          highlight: Sequence[str] = (), bold: Callable[[dict[str, Any]], bool] | None = None,
          headers: dict[str, str] | None = None) -> None:
-    """Rows in the chosen format. For the table: ``shrink`` names the columns truncated (in
+    """Rows in the chosen format. For the table: times (``*_at``, ``since``, ``last_activity``)
+    in the user's zone, relative; ``shrink`` names the columns truncated (in
     that order, down to a minimum width) to fit the terminal (80 columns when not one);
     ``highlight`` columns keep their first [highlight] whole; ``bold`` rows are bold;
     ``headers`` shorter titles for the table."""
@@ -162,9 +163,13 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
     elif not rows:
         click.echo(empty)
     else:
+        from ..localtime import relative
+
         titles = [(headers or {}).get(column, column) for column in columns]
-        text = fitted_table([[neutralise(str(_cell(row.get(c)))) for c in columns]
-                             for row in rows], titles,
+        # Times are relative in tables ("2 h ago", "Mon 14:05"); JSON and CSV keep ISO 8601.
+        cells = [[neutralise(relative(row.get(c)) if _is_time(c) else str(_cell(row.get(c))))
+                  for c in columns] for row in rows]
+        text = fitted_table(cells, titles,
                             shrink=[(columns.index(c), minimum) for c, minimum in shrink
                                     if c in columns],
                             highlight=[columns.index(c) for c in highlight])
@@ -175,12 +180,23 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str],
         click.echo("\n".join(lines))
 
 
+def _is_time(column: str) -> bool:
+    return column.endswith("_at") or column in ("since", "last_activity")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return value
+
+
+def terminal_width() -> int:
+    """The terminal's width, or 80 columns when output is not one (COLUMNS overrides)."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
@@ -190,9 +206,7 @@ def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
     in display columns (a CJK character takes two): the ``shrink`` columns (index, minimum
     width) are truncated, in order, never left out. Without ``shrink``, the widest columns
     give way first, down to their titles' width."""
-    import shutil
-
-    width = shutil.get_terminal_size((80, 24)).columns
+    width = terminal_width()
     fitted = {index for index, _ in shrink} | set(highlight)
     rows = [[" ".join(cell.split()) if index in fitted else _clip(cell, max_width)
              for index, cell in enumerate(row)] for row in rows]

@@ -27,6 +27,8 @@ def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
 
     emit(store.list_quarantine(app.reader()), chosen_format(as_json, as_nl, as_csv),
          ["id", "created_at", "source", "from_address", "subject", "reason"],
+         headers={"created_at": "since", "from_address": "from"},
+         shrink=[("subject", 12), ("from_address", 12), ("reason", 24), ("subject", 6)],
          empty="The quarantine is empty.")
 
 

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .app import App
-from .output import chosen_format, dumps, echo, emit, output_options, page, styled
+from .output import (
+    chosen_format,
+    dumps,
+    echo,
+    emit,
+    output_options,
+    page,
+    styled,
+    terminal_width,
+)
 
 if TYPE_CHECKING:
     from ..db.store import MessageRow, Thread
@@ -107,12 +116,9 @@ def threads(app: App, post: str | None, state: str | None, unread: bool,
         row["pending_decision"] = pending_decision(row)
         row["undelivered"] = notes.get(row["id"])
     if fmt == "table":
-        from ..localtime import relative
-
         for row in rows:
             row["state"] = STATE_LABELS.get(row["state"], row["state"])
             row["unread"] = row["unread"] or ""
-            row["last_activity"] = relative(row["last_activity"])
     columns = ["id", "post", "correspondent", "state", "unread", "messages", "last_activity",
                "subject"]
     if fmt == "table" and any(row["pending_decision"] for row in rows):
@@ -204,11 +210,37 @@ def review(ctx: click.Context, include_quiet: bool, as_json: bool, as_nl: bool,
              for thread in store.threads_awaiting_identity(conn)]
     rows.sort(key=lambda row: (row["since"] or "", row["class"], row["id"]))
     fmt = chosen_format(as_json, as_nl, as_csv)
-    emit(rows, fmt, ["class", "id", "since", "from_address", "subject", "reason", "decide"],
-         empty="Nothing waits for your decision.")
+    if fmt == "table" and rows:
+        echo(_decisions(rows))
+    else:
+        emit(rows, fmt, ["class", "id", "since", "from_address", "subject", "reason", "decide"],
+             empty="Nothing waits for your decision.")
     if quiet and fmt == "table":
         click.echo(f"({quiet} spam or from blocked senders not listed: 'mailthreads review "
                    "--all')", err=True)
+
+
+def _decisions(rows: list[dict[str, Any]]) -> str:
+    """What waits, a block each: what and from whom, why, and the command that decides. A
+    table column 80 characters wide would cut the reason and the command, the two that
+    matter."""
+    from ..localtime import relative
+    from ..printable import clip_to_width, display_width, neutralise
+
+    width = terminal_width()
+    blocks = []
+    for row in rows:
+        head = " · ".join([f"{row['class']} {row['id']}", relative(row["since"]),
+                           row["from_address"] or "(no sender)", row["subject"] or "(no subject)"])
+        decide = "    → " + neutralise(row["decide"], multiline=False)
+        if display_width(decide) > width and " (or " in decide:
+            # Commands are never cut (they are copied); the alternatives go below.
+            decide = decide.replace(" (or ", "\n      (or ", 1)
+        blocks.append("\n".join([
+            clip_to_width(neutralise(head, multiline=False), width),
+            clip_to_width("    " + neutralise(row["reason"] or "", multiline=False), width),
+            decide]))
+    return "\n\n".join(blocks)
 
 
 @review.command(name="accept")
