@@ -4,6 +4,11 @@ Words are matched as FTS5 phrases, so addresses (``bob@example.org``), apostroph
 (``don't``), hyphens and other punctuation never reach FTS5 as syntax: each word becomes a
 quoted string, which FTS5 splits into the same tokens as the indexed text. ``"two words"``
 stays a phrase; ``word*`` a prefix. ``key:value`` terms with a known key are filters, not text.
+
+Chinese and Japanese are written without spaces (and Korean glues particles to its words), so
+the full-text index, which cuts text at spaces and punctuation, holds a whole sentence as one
+token: a word inside it is never found there. A term in those scripts is looked for as a
+substring of the subject and text instead (``contains``), slower but never missed.
 Pure: no database; ``db.store.find_messages`` applies the result.
 """
 
@@ -23,6 +28,10 @@ KINDS = {"reply": "reply", "auto-reply": "auto_reply", "auto_reply": "auto_reply
          "bounce": "bounce", "feedback-report": "feedback_report",
          "feedback_report": "feedback_report", "other": "other"}
 _WORD_CHARACTER = re.compile(r"\w")
+# Han (CJK ideographs and their extensions), Hiragana, Katakana, Hangul syllables and jamo.
+_UNSPACED_SCRIPT = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u1100-\u11ff"
+    "\u3130-\u318f\uac00-\ud7af\uff66-\uff9f\U00020000-\U0003134f]")
 
 
 class QueryError(ValueError):
@@ -38,11 +47,12 @@ class SearchQuery:
     before: str | None = None
     state: str | None = None
     kind: str | None = None
+    contains: list[str] = field(default_factory=list)  # substrings of subject or text
     words: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return self.match is None and not any(
+        return self.match is None and not self.contains and not any(
             (self.from_, self.post, self.after, self.before, self.state, self.kind))
 
 
@@ -59,6 +69,9 @@ def parse(text: str, *, raw_fts: bool = False) -> SearchQuery:
                              f"({key.lower()}:something)")
         if sep and key.lower() in FILTER_KEYS:
             _apply_filter(query, key.lower(), value)
+        elif _UNSPACED_SCRIPT.search(term):
+            query.contains.append(term.strip('"'))
+            query.words.append(term)
         elif phrase := _phrase(term):
             phrases.append(phrase)
             query.words.append(term)

@@ -474,7 +474,8 @@ def search(app: App, words: tuple[str, ...], post: str | None, raw_fts: bool, li
     try:
         rows = store.find_messages(app.reader(), match=query.match, from_=query.from_,
                                    post=query.post, after=query.after, before=query.before,
-                                   state=query.state, kind=query.kind, limit=limit)
+                                   state=query.state, kind=query.kind,
+                                   contains=query.contains, limit=limit)
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode != sqlite3.SQLITE_ERROR:
             raise  # a lock, a damaged file: the top-level handler explains those

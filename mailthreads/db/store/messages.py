@@ -78,16 +78,22 @@ def _thread_message(values: dict[str, Any]) -> ThreadMessage:
 def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | None = None,
                   post: str | None = None, after: str | None = None,
                   before: str | None = None, state: str | None = None,
-                  kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+                  kind: str | None = None, contains: Sequence[str] = (),
+                  limit: int = 50) -> list[dict[str, Any]]:
     """Messages matching an FTS5 expression and/or filters, the last stored first (as notmuch
     lists newest first): FTS5 then walks its index backwards and stops at ``limit``, where
     ranking by relevance would score every match (250 ms for "the" in 100,000 messages).
-    ``from_`` is a part of the sender's address or name; ``after``/``before`` ISO 8601 UTC."""
+    ``from_`` is a part of the sender's address or name; ``after``/``before`` ISO 8601 UTC;
+    ``contains``: text the subject or the visible text must hold, each (a scan: for the
+    scripts the full-text index cannot cut into words)."""
     where: list[str] = []
     params: list[Any] = []
     if match is not None:
         where.append("messages_fts MATCH ?")
         params.append(match)
+    for text in contains:
+        where.append("(instr(messages.subject, ?) OR instr(messages.visible_text, ?))")
+        params += [text, text]
     for condition, value in (
         ("(messages.from_address LIKE ? ESCAPE '\\' OR messages.from_name LIKE ? ESCAPE '\\')",
          from_),
@@ -102,8 +108,15 @@ def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | N
                 params += [pattern, pattern]
             else:
                 params.append(value)
-    snippet = ("snippet(messages_fts, 1, '[', ']', '…', 12)" if match is not None
-               else "substr(replace(messages.visible_text, char(10), ' '), 1, 80)")
+    snippet = "substr(replace(messages.visible_text, char(10), ' '), 1, 80)"
+    if match is not None:
+        snippet = "snippet(messages_fts, 1, '[', ']', '…', 12)"
+    elif contains:
+        # From a little before the first match, which is marked as FTS5 marks its own.
+        start = "max(1, instr(messages.visible_text, ?) - 20)"
+        snippet = (f"replace(substr(replace(messages.visible_text, char(10), ' '), {start}, "
+                   "80), ?, '[' || ? || ']')")
+        params = [contains[0], contains[0], contains[0], *params]
     source = ("messages_fts JOIN messages ON messages.id = messages_fts.rowid"
               if match is not None else "messages")
     order = "messages_fts.rowid DESC" if match is not None else "messages.id DESC"

@@ -1,0 +1,65 @@
+"""Search in the scripts written without spaces (issue 11, "find anything"): a Japanese or
+Chinese word inside a sentence is found, though the full-text index holds the whole sentence
+as one token; through the real command on a database filled by ``mailthreads ingest``."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import subprocess
+from pathlib import Path
+
+import pytest
+from mailfactory import message
+from test_terminal_output import Terminal, command
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unspaced")
+    (root / "config.toml").write_text('[addresses]\ndomain = "blog.example"\n')
+    box = mailbox.Maildir(root / "Maildir", create=True)
+    for raw in (
+        message(sender="山田太郎 <taro@example.jp>", message_id="<jp@example.jp>",
+                subject="ブログの感想",
+                body="先週の記事を読みました。古いタイプライターの話がとても面白かったです。\n"),
+        message(sender="王小明 <ming@example.cn>", message_id="<cn@example.cn>",
+                subject="关于博客", body="我很喜欢你写的关于打字机的文章。\n"),
+        message(sender="김민준 <minjun@example.kr>", message_id="<kr@example.kr>",
+                subject="블로그", body="타자기를 좋아합니다. typewriter\n"),
+    ):
+        box.add(raw)
+    search(root, "posts", "add", "why-i-blog", json_out=False)
+    search(root, "ingest", str(root / "Maildir"), json_out=False)
+    return root
+
+
+def search(root: Path, *args: str, json_out: bool = True):
+    env = {**Terminal(root).env, "COLUMNS": "100", "TZ": "UTC"}
+    done = subprocess.run(command(*args, *(["--json"] if json_out else [])),
+                          capture_output=True, text=True, cwd=root, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if json_out else done.stdout
+
+
+@pytest.mark.parametrize(("word", "sender"), [
+    ("タイプライター", "taro@example.jp"),  # inside a Japanese sentence
+    ("面白", "taro@example.jp"),
+    ("感想", "taro@example.jp"),  # in the subject
+    ("打字机", "ming@example.cn"),
+    ("타자기", "minjun@example.kr"),  # a Korean word with its particle glued on
+])
+def test_a_word_inside_a_sentence_is_found(site, word, sender):
+    assert [hit["from_address"] for hit in search(site, "search", word)] == [sender]
+
+
+def test_the_match_is_marked_and_filters_still_apply(site):
+    [hit] = search(site, "search", "タイプライター")
+    assert "[タイプライター]" in hit["snippet"]
+    assert search(site, "search", "タイプライター", "from:ming") == []
+    assert search(site, "search", "タイプライター", "面白", "読みました") != []
+    assert search(site, "search", "タイプライター", "打字机") == []  # every word must match
+    # Mixed with words the index knows.
+    assert [hit["from_address"] for hit in search(site, "search", "typewriter", "타자기")] == [
+        "minjun@example.kr"]
+    assert "[タイプライター]" in search(site, "search", "タイプライター", json_out=False)
