@@ -131,7 +131,7 @@ def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tm
     poller = make_poller()
     poller.config.write_text(poller.config.read_text().replace(
         "create_on_first_reply = true", "create_on_first_reply = false"))
-    # Parses, but names a post that does not exist: quarantined.
+    # Parses, but names a post that does not exist: held for review.
     unknown_post = reply(1, to="reply+no-such-post@blog.example")
     dovecot.append(unknown_post)
     dovecot.append(nested(40, "reply+why-i-blog@blog.example"))  # unparseable: quarantined
@@ -147,8 +147,8 @@ def test_deleted_and_tombstoned_mail_does_not_come_back(dovecot, make_poller, tm
 
     out = poller.ok()
 
-    assert ("3 new: 0 stored, 0 duplicate, 2 quarantined, 0 left alone, 1 deleted by you "
-            "before, not filed again") in out
+    assert ("3 new: 0 stored, 0 duplicate, 1 quarantined, 0 left alone, 1 held for your "
+            "review, 1 deleted by you before, not filed again") in out
     assert mailthreads(poller, "quarantine", "delete", "1", "2") == "Deleted 1, 2\n"
     assert poller.rows("SELECT COUNT(*) FROM raw_messages") == [(0,)]
     assert poller.rows("SELECT COUNT(*) FROM tombstones WHERE reason = 'quarantine delete'") \
