@@ -6,7 +6,6 @@ Every mistake is reported with the file, the key and the problem, all at once, s
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -498,6 +497,8 @@ class _Reader:
         """IP addresses or networks ("192.0.2.7", "10.0.0.0/8", "::1")."""
         if key not in table:
             return default
+        import ipaddress  # here: every command loads the config, few configs list networks
+
         networks = self.string_list(table, section, key)
         for network in networks:
             try:
