@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from dataclasses import dataclass
 
 from .config import Spam
@@ -26,6 +27,12 @@ MAX_REPLY_BYTES = 64 * 1024  # a SYMBOLS answer is a few hundred bytes
 # spamc skips messages over 500 KB; we scan the first MiB (headers and the text, where spam
 # shows itself) rather than let a big attachment make every scan slow.
 MAX_SCAN_BYTES = 1024 * 1024
+# Once spamd has not answered, filing does not ask it again for this long: each message would
+# wait up to [spam] timeout for a scanner that is down or hung (a 1,000-message import behind a
+# hung spamd took hours). Those messages are filed 'unscanned'; serve scans them again by
+# itself, 'mailthreads rescan' at once (rescans always ask).
+OUTAGE_SECONDS = 60.0
+_outages: dict[str, tuple[float, str]] = {}  # "host:port": (ask again after, what went wrong)
 _STATUS = re.compile(rb"^SPAMD/\d+\.\d+\s+(\d+)\s+(.*)$")
 _SPAM_LINE = re.compile(rb"^Spam:\s*(True|False|Yes|No)\s*;\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)",
                         re.IGNORECASE)
@@ -104,6 +111,21 @@ def scan(raw: bytes, settings: Spam) -> SpamVerdict:
     return SpamVerdict(label, f"spamd {where}", reply.score, threshold, reply.rules)
 
 
+def _scan_unless_out(raw: bytes, settings: Spam) -> SpamVerdict:
+    """``scan``, unless spamd failed to answer less than ``OUTAGE_SECONDS`` ago."""
+    where = f"{settings.host}:{settings.port}"
+    until, why = _outages.get(where, (0.0, ""))
+    if time.monotonic() < until:
+        return SpamVerdict("unscanned", f"spamd {where}",
+                           reasons=(f"{why} (not asked again for {OUTAGE_SECONDS:g} s)",))
+    verdict = scan(raw, settings)
+    if verdict.label == "unscanned":
+        _outages[where] = (time.monotonic() + OUTAGE_SECONDS, verdict.reasons[0])
+    else:
+        _outages.pop(where, None)
+    return verdict
+
+
 @dataclass(frozen=True)
 class Judgement:
     """What this side of sender trust knows about one message."""
@@ -129,7 +151,7 @@ def judge(raw: bytes, settings: Spam, *, scan_now: bool = True) -> Judgement:
     auth = authentication(headers, settings.authserv_ids)
     upstream = upstream_verdict(headers, settings.authserv_ids)
     if settings.enabled and scan_now:
-        scanned = scan(raw, settings)
+        scanned = _scan_unless_out(raw, settings)
         if scanned.label != "unscanned" or upstream is None:
             return Judgement(scanned, auth)
     if upstream is not None:

@@ -146,15 +146,30 @@ def test_a_hung_scanner_never_holds_up_accepting_mail(tmp_path, spamd):  # noqa:
     tool = Tool(tmp_path, spamd.toml(timeout=40))
     with Serve(tool.database, tool.config) as server:
         with spamd.hung(), smtplib.SMTP("127.0.0.1", server.port, timeout=60) as client:
+            waiting = spamd.clients_waiting()
             assert client.sendmail("reader1@example.com", [REPLY_TO], human(1)) == {}
-            wait_for(lambda: spamd.clients_waiting() == 1, "the filer to ask spamd", 20)
+            wait_for(lambda: spamd.clients_waiting() == waiting + 1, "the filer to ask spamd",
+                     20)
             assert client.sendmail("reader2@example.com", [REPLY_TO], human(2)) == {}
             # Both accepted while the first scan still waits for its answer.
-            assert spamd.clients_waiting() == 1
+            assert spamd.clients_waiting() == waiting + 1
             assert tool.rows("SELECT status FROM deliveries ORDER BY id") == [("pending",)] * 2
         wait_filed(tool.database, 2)
     assert tool.rows("SELECT message_id FROM messages ORDER BY id") == [
         ("r1@example.com",), ("r2@example.com",)]
+
+
+def test_a_hung_scanner_is_asked_once_not_once_per_message(tmp_path, spamd):  # noqa: F811
+    """Each message would wait [spam] timeout for a spamd that never answers: after the first,
+    the rest are filed unscanned at once (and scanned later by serve or 'rescan')."""
+    tool = Tool(tmp_path, spamd.toml(timeout=2))
+    with spamd.hung():
+        waiting = spamd.clients_waiting()
+        out = tool.ingest(human(1), human(2), human(3))
+        assert "3 stored" in out
+        assert spamd.clients_waiting() == waiting + 1  # one asked; the other two did not wait
+    assert tool.rows("SELECT spam_verdict FROM messages") == [("unscanned",)] * 3
+    assert "3 scanned: 3 ham, 0 spam" in tool.ok("rescan")  # a rescan always asks
 
 
 def test_poll_keeps_gtube_apart(tmp_path, spamd, dovecot):  # noqa: F811
