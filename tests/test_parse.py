@@ -1,4 +1,5 @@
 import inspect
+import re
 from email.message import EmailMessage
 
 import mailparser
@@ -108,6 +109,36 @@ def test_part_count_of_corpus_messages_is_unchanged(corpora):
         raw = path.read_bytes()
         if parse_module._BOUNDARY_MENTION.search(raw):
             _same_count_as_the_reference(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b"A: 1\n\nbody", b"A: 1\r\n\r\nbody", b"A: 1\r\rbody", b"A: 1\n\r\nbody",
+    b"A: 1\r\n\nbody\n\n", b"A: 1\rB: 2\n\n", b"A: 1\r", b"A: 1\n", b"A: 1",
+    b"\n\n", b"\r\n\r\n", b"A: 1\r\n\r", b"A: 1\nB: 2\r\n\r\n", b"",
+])
+def test_header_end_is_where_the_header_end_pattern_first_matches(raw):
+    reference = parse_module._HEADER_END.search(raw)
+    assert parse_module._header_end(raw) == (reference and reference.start())
+    for endpos in range(len(raw) + 2):  # "\r" at the end of the window is a lone CR
+        reference = parse_module._HEADER_END.search(raw, 0, endpos)
+        assert parse_module._header_end(raw, endpos) == (reference and reference.start())
+
+
+def test_lowercase_scans_find_what_the_case_insensitive_patterns_find(corpora):
+    raws = [path.read_bytes() for path in sorted(corpora.rglob("*.eml"))[:400]]
+    raws.append(b"X: 1\r\nRECEIVED: a\r\n\tb\r\nReceived: c\r\n\r\nBoUnDaRy = x\r\n"
+                b"CONTENT-TYPE: a" + b";" * 5 + b"\r\n")
+    received = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+    for raw in raws:
+        assert [m.span() for m in parse_module._BOUNDARY_MENTION.finditer(raw)] == \
+            [m.span() for m in parse_module._BOUNDARY_MENTION_LOWERCASE.finditer(raw.lower())]
+        assert bool(parse_module._overlong_parameters(4).search(raw)) == \
+            bool(parse_module._overlong_parameters(4, 0).search(raw.lower()))
+        end = parse_module._header_end(raw)
+        if end is not None:
+            cut = end + (2 if raw.startswith(b"\r\n", end) else 1)
+            assert parse_module._without_trace_headers(raw) == \
+                received.sub(b"", raw[:cut]) + raw[cut:]
 
 
 def test_too_many_and_too_deep_parts():
