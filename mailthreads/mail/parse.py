@@ -439,6 +439,8 @@ def _header_addresses(message: Message, name: str) -> tuple[str, ...]:
     from email.utils import getaddresses
 
     values = [str(v) for v in message.get_all(name) or []]
+    if not values:  # most messages: spares getaddresses parsing an empty list
+        return ()
     return tuple(a.lower() for _, a in getaddresses(values) if "@" in a)
 
 
