@@ -124,21 +124,46 @@ def test_header_end_is_where_the_header_end_pattern_first_matches(raw):
         assert parse_module._header_end(raw, endpos) == (reference and reference.start())
 
 
-def test_lowercase_scans_find_what_the_case_insensitive_patterns_find(corpora):
+def _overlong_parameters_reference(limit: int) -> re.Pattern[bytes]:
+    """The pattern as it was first written: the line-start test before "content-"."""
+    field_text = rb"(?:[^;\r\n]|(?:\r\n|\r|\n)[ \t])*+"
+    return re.compile(rb"(?<![^\r\n])content-(?:type|disposition)[ \t]*:"
+                      + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", re.I)
+
+
+def test_the_caps_find_what_their_case_insensitive_patterns_find(corpora):
     raws = [path.read_bytes() for path in sorted(corpora.rglob("*.eml"))[:400]]
     raws.append(b"X: 1\r\nRECEIVED: a\r\n\tb\r\nReceived: c\r\n\r\nBoUnDaRy = x\r\n"
-                b"CONTENT-TYPE: a" + b";" * 5 + b"\r\n")
+                b"xCONTENT-TYPE: a" + b";" * 5 + b"\r\nCONTENT-TYPE: a" + b";" * 5 + b"\r\n")
+    raws.append(b"Content-Disposition: a" + b";" * 5 + b"\n")
     received = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
     for raw in raws:
-        assert [m.span() for m in parse_module._BOUNDARY_MENTION.finditer(raw)] == \
-            [m.span() for m in parse_module._BOUNDARY_MENTION_LOWERCASE.finditer(raw.lower())]
-        assert bool(parse_module._overlong_parameters(4).search(raw)) == \
-            bool(parse_module._overlong_parameters(4, 0).search(raw.lower()))
+        lowered = raw.lower()
+        assert [m.span() for m in parse_module._BOUNDARY_MENTION_LOWERCASE.finditer(lowered)] \
+            == [m.span() for m in parse_module._BOUNDARY_MENTION.finditer(raw)]
+        for limit in (4, 100):
+            found = [m.span() for m in _overlong_parameters_reference(limit).finditer(raw)]
+            assert [m.span() for m in parse_module._overlong_parameters(limit).finditer(raw)] \
+                == found
+            assert [m.span() for m in
+                    parse_module._overlong_parameters(limit, 0).finditer(lowered)] == found
         end = parse_module._header_end(raw)
         if end is not None:
             cut = end + (2 if raw.startswith(b"\r\n", end) else 1)
             assert parse_module._without_trace_headers(raw) == \
                 received.sub(b"", raw[:cut]) + raw[cut:]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 64 * 1024])  # as they are; lowercased
+def test_the_caps_refuse_the_same_mail_scanned_lowercased_or_not(monkeypatch, scan_limit):
+    monkeypatch.setattr(parse_module, "LOWERCASE_SCAN_LIMIT", scan_limit)
+    overlong = HEAD % b"B" + b"CONTENT-TYPE: text/plain" + b"; a=b" * 5 + b"\r\n\r\nx\r\n"
+    with pytest.raises(Unparseable, match="parameters"):
+        parse(overlong, Limits(max_header_parameters=4))
+    boundaries = b"".join(b"Content-Type: multipart/mixed; BOUNDARY=b%d\r\n" % i
+                          for i in range(6))
+    with pytest.raises(Unparseable, match="boundaries"):
+        parse(HEAD % b"B" + boundaries, Limits(max_mime_parts=5))
 
 
 def test_too_many_and_too_deep_parts():

@@ -38,8 +38,13 @@ _RECEIVED_LOWERCASE = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.M)
 _BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
                        re.I)
 _BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
-# The same, searched for in the message lowercased (several times faster, same spans).
+# The same, for the message lowercased: a case-insensitive pattern is tried at every position,
+# a case-sensitive one skips ahead to its literal text ("boundary"), several times faster.
+# bytes.lower changes ASCII letters only, as re.I matches them in bytes: the same matches.
 _BOUNDARY_MENTION_LOWERCASE = re.compile(_BOUNDARY_MENTION.pattern)
+# Messages up to this size (nearly all mail) are scanned lowercased, a copy of at most this
+# much; larger ones as they are (the caps must not cost as much memory as the message).
+LOWERCASE_SCAN_LIMIT = 64 * 1024
 # "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
 # and the rest of that line.
 _DASH_LINE = re.compile(rb"--(?<![^\r\n]--)([^\r\n]*)")
@@ -263,8 +268,8 @@ def _check_size(raw: bytes, limits: Limits) -> None:
     end = _header_end(raw, limits.max_header_size + 4)
     if end is None and len(raw) > limits.max_header_size:
         raise Unparseable(f"header section is over the {limits.max_header_size:,} byte limit")
-    # One lowercased copy for both scans below (their patterns are case-insensitive).
-    lowered = raw.lower()
+    # (One lowercased copy for both scans, in a message small enough for one.)
+    lowered = raw.lower() if len(raw) <= LOWERCASE_SCAN_LIMIT else None
     _check_part_count(raw, limits, lowered)
     _check_parameters(raw, limits, lowered)
 
@@ -292,8 +297,9 @@ def _check_part_count(raw: bytes, limits: Limits, lowered: bytes | None = None) 
     """
     boundaries: set[bytes] = set()
     unread = False
-    lowered = raw.lower() if lowered is None else lowered
-    for mention in _BOUNDARY_MENTION_LOWERCASE.finditer(lowered):
+    mentions = _BOUNDARY_MENTION.finditer(raw) if lowered is None \
+        else _BOUNDARY_MENTION_LOWERCASE.finditer(lowered)  # ``raw.lower()``: the same spans
+    for mention in mentions:
         value = _BOUNDARY.match(raw, mention.start())
         if value is None:
             unread = True
@@ -330,9 +336,11 @@ def _delimits(rest: bytes, boundaries: set[bytes], longest: int) -> bool:
 def _overlong_parameters(limit: int, flags: int = re.I) -> re.Pattern[bytes]:
     """A Content-Type or Content-Disposition field, folded or not, with over ``limit``
     parameters. Possessive loops: the scan stays linear whatever the input. With ``flags``
-    0, the case-sensitive twin, for the message lowercased (the same matches, found faster)."""
+    0: the case-sensitive twin, for a message lowercased (see LOWERCASE_SCAN_LIMIT)."""
     field_text = rb"(?:[^;\r\n]|(?:\r\n|\r|\n)[ \t])*+"
-    return re.compile(rb"(?<![^\r\n])content-(?:type|disposition)[ \t]*:"
+    # ("content-" first, then the test that a line starts there: a literal start lets a
+    # case-sensitive search skip ahead.)
+    return re.compile(rb"content-(?<![^\r\n]content-)(?:type|disposition)[ \t]*:"
                       + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", flags)
 
 
@@ -340,8 +348,13 @@ def _check_parameters(raw: bytes, limits: Limits, lowered: bytes | None = None) 
     """CPython splits header parameters in quadratic time: a Content-Type of 250 KB of
     semicolons inside the header cap costs seconds. Cap them before anything parses them."""
     limit = limits.max_header_parameters
-    if raw.count(b";") > limit and _overlong_parameters(limit, 0).search(
-            raw.lower() if lowered is None else lowered):
+    if raw.count(b";") <= limit:
+        return
+    if lowered is None:
+        overlong = _overlong_parameters(limit).search(raw)
+    else:  # ``raw.lower()``
+        overlong = _overlong_parameters(limit, 0).search(lowered)
+    if overlong:
         raise Unparseable(f"a Content-Type or Content-Disposition header has over "
                           f"{limits.max_header_parameters:,} parameters")
 
