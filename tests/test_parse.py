@@ -133,7 +133,8 @@ def _overlong_parameters_reference(limit: int) -> re.Pattern[bytes]:
 
 def test_the_caps_find_what_their_case_insensitive_patterns_find(corpora):
     raws = [path.read_bytes() for path in sorted(corpora.rglob("*.eml"))[:400]]
-    raws.append(b"X: 1\r\nRECEIVED: a\r\n\tb\r\nReceived: c\r\n\r\nBoUnDaRy = x\r\n"
+    raws.append(b"Received: z\nX: 1 received: 2\r\nRECEIVED: a\r\n\tb\r\nReceived: c\r\n"
+                b"X-Received: d\r\n\r\nBoUnDaRy = x\r\n"
                 b"xCONTENT-TYPE: a" + b";" * 5 + b"\r\nCONTENT-TYPE: a" + b";" * 5 + b"\r\n")
     raws.append(b"Content-Disposition: a" + b";" * 5 + b"\n")
     received = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)

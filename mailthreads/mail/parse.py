@@ -30,9 +30,10 @@ _EOL = rb"(?:\r\n|\r(?!\n)|\n)"
 _HEADER_END = re.compile(_EOL + _EOL)
 # A Received header with its folded continuation lines, searched for in the header section
 # lowercased: a case-insensitive pattern is tried at every position, a case-sensitive one
-# skips ahead to its literal "received:" (bytes.lower changes ASCII letters only, as re.I
-# matches them in bytes, so the spans are the same).
-_RECEIVED_LOWERCASE = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.M)
+# that starts with its literal "received:" skips ahead to it (bytes.lower changes ASCII letters
+# only, as re.I matches them in bytes, so the spans are the same). The lookbehind is
+# re.M's "^" (the start, or after a "\n"), put after the literal.
+_RECEIVED_LOWERCASE = re.compile(rb"received:(?<![^\n]received:)[^\n]*\n(?:[ \t][^\n]*\n)*")
 # A multipart boundary, wherever it is declared (RFC 2046 allows at most 70 characters), and
 # any mention of one, readable here or not (RFC 2231: boundary*=, boundary*0=...).
 _BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
