@@ -1,4 +1,5 @@
 import inspect
+import re
 from email.message import EmailMessage
 
 import mailparser
@@ -108,6 +109,62 @@ def test_part_count_of_corpus_messages_is_unchanged(corpora):
         raw = path.read_bytes()
         if parse_module._BOUNDARY_MENTION.search(raw):
             _same_count_as_the_reference(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b"A: 1\n\nbody", b"A: 1\r\n\r\nbody", b"A: 1\r\rbody", b"A: 1\n\r\nbody",
+    b"A: 1\r\n\nbody\n\n", b"A: 1\rB: 2\n\n", b"A: 1\r", b"A: 1\n", b"A: 1",
+    b"\n\n", b"\r\n\r\n", b"A: 1\r\n\r", b"A: 1\nB: 2\r\n\r\n", b"",
+])
+def test_header_end_is_where_the_header_end_pattern_first_matches(raw):
+    reference = parse_module._HEADER_END.search(raw)
+    assert parse_module._header_end(raw) == (reference and reference.start())
+    for endpos in range(len(raw) + 2):  # "\r" at the end of the window is a lone CR
+        reference = parse_module._HEADER_END.search(raw, 0, endpos)
+        assert parse_module._header_end(raw, endpos) == (reference and reference.start())
+
+
+def _overlong_parameters_reference(limit: int) -> re.Pattern[bytes]:
+    """The pattern as it was first written: the line-start test before "content-"."""
+    field_text = rb"(?:[^;\r\n]|(?:\r\n|\r|\n)[ \t])*+"
+    return re.compile(rb"(?<![^\r\n])content-(?:type|disposition)[ \t]*:"
+                      + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", re.I)
+
+
+def test_the_caps_find_what_their_case_insensitive_patterns_find(corpora):
+    raws = [path.read_bytes() for path in sorted(corpora.rglob("*.eml"))[:400]]
+    raws.append(b"Received: z\nX: 1 received: 2\r\nRECEIVED: a\r\n\tb\r\nReceived: c\r\n"
+                b"X-Received: d\r\n\r\nBoUnDaRy = x\r\n"
+                b"xCONTENT-TYPE: a" + b";" * 5 + b"\r\nCONTENT-TYPE: a" + b";" * 5 + b"\r\n")
+    raws.append(b"Content-Disposition: a" + b";" * 5 + b"\n")
+    received = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+    for raw in raws:
+        lowered = raw.lower()
+        assert [m.span() for m in parse_module._BOUNDARY_MENTION_LOWERCASE.finditer(lowered)] \
+            == [m.span() for m in parse_module._BOUNDARY_MENTION.finditer(raw)]
+        for limit in (4, 100):
+            found = [m.span() for m in _overlong_parameters_reference(limit).finditer(raw)]
+            assert [m.span() for m in parse_module._overlong_parameters(limit).finditer(raw)] \
+                == found
+            assert [m.span() for m in
+                    parse_module._overlong_parameters(limit, 0).finditer(lowered)] == found
+        end = parse_module._header_end(raw)
+        if end is not None:
+            cut = end + (2 if raw.startswith(b"\r\n", end) else 1)
+            assert parse_module._without_trace_headers(raw) == \
+                received.sub(b"", raw[:cut]) + raw[cut:]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 64 * 1024])  # as they are; lowercased
+def test_the_caps_refuse_the_same_mail_scanned_lowercased_or_not(monkeypatch, scan_limit):
+    monkeypatch.setattr(parse_module, "LOWERCASE_SCAN_LIMIT", scan_limit)
+    overlong = HEAD % b"B" + b"CONTENT-TYPE: text/plain" + b"; a=b" * 5 + b"\r\n\r\nx\r\n"
+    with pytest.raises(Unparseable, match="parameters"):
+        parse(overlong, Limits(max_header_parameters=4))
+    boundaries = b"".join(b"Content-Type: multipart/mixed; BOUNDARY=b%d\r\n" % i
+                          for i in range(6))
+    with pytest.raises(Unparseable, match="boundaries"):
+        parse(HEAD % b"B" + boundaries, Limits(max_mime_parts=5))
 
 
 def test_too_many_and_too_deep_parts():

@@ -28,13 +28,24 @@ _WHITESPACE = re.compile(r"\s+")
 # A line break as the standard library's parser reads one: CRLF, LF, or a lone CR.
 _EOL = rb"(?:\r\n|\r(?!\n)|\n)"
 _HEADER_END = re.compile(_EOL + _EOL)
-# A Received header with its folded continuation lines.
-_RECEIVED = re.compile(rb"^Received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+# A Received header with its folded continuation lines, searched for in the header section
+# lowercased: a case-insensitive pattern is tried at every position, a case-sensitive one
+# that starts with its literal "received:" skips ahead to it (bytes.lower changes ASCII letters
+# only, as re.I matches them in bytes, so the spans are the same). The lookbehind is
+# re.M's "^" (the start, or after a "\n"), put after the literal.
+_RECEIVED_LOWERCASE = re.compile(rb"received:(?<![^\n]received:)[^\n]*\n(?:[ \t][^\n]*\n)*")
 # A multipart boundary, wherever it is declared (RFC 2046 allows at most 70 characters), and
 # any mention of one, readable here or not (RFC 2231: boundary*=, boundary*0=...).
 _BOUNDARY = re.compile(rb'boundary[ \t\r\n]*=[ \t\r\n]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
                        re.I)
 _BOUNDARY_MENTION = re.compile(rb"boundary[ \t\r\n]*[*0-9]*[ \t\r\n]*=", re.I)
+# The same, for the message lowercased: a case-insensitive pattern is tried at every position,
+# a case-sensitive one skips ahead to its literal text ("boundary"), several times faster.
+# bytes.lower changes ASCII letters only, as re.I matches them in bytes: the same matches.
+_BOUNDARY_MENTION_LOWERCASE = re.compile(_BOUNDARY_MENTION.pattern)
+# Messages up to this size (nearly all mail) are scanned lowercased, a copy of at most this
+# much; larger ones as they are (the caps must not cost as much memory as the message).
+LOWERCASE_SCAN_LIMIT = 64 * 1024
 # "--" at the start of a line (the lookbehind keeps the search on its fast literal prefix),
 # and the rest of that line.
 _DASH_LINE = re.compile(rb"--(?<![^\r\n]--)([^\r\n]*)")
@@ -255,14 +266,28 @@ def _check_size(raw: bytes, limits: Limits) -> None:
     if len(raw) > limits.max_message_size:
         raise Unparseable(
             f"message is {len(raw):,} bytes, over the {limits.max_message_size:,} byte limit")
-    end = _HEADER_END.search(raw, 0, limits.max_header_size + 4)
+    end = _header_end(raw, limits.max_header_size + 4)
     if end is None and len(raw) > limits.max_header_size:
         raise Unparseable(f"header section is over the {limits.max_header_size:,} byte limit")
-    _check_part_count(raw, limits)
-    _check_parameters(raw, limits)
+    # (One lowercased copy for both scans, in a message small enough for one.)
+    lowered = raw.lower() if len(raw) <= LOWERCASE_SCAN_LIMIT else None
+    _check_part_count(raw, limits, lowered)
+    _check_parameters(raw, limits, lowered)
 
 
-def _check_part_count(raw: bytes, limits: Limits) -> None:
+def _header_end(raw: bytes, endpos: int | None = None) -> int | None:
+    """Where ``_HEADER_END`` first matches in ``raw[:endpos]`` (the empty line that ends the
+    header section), or None. Mail with LF line ends only, most of it, needs no regex: there
+    the first match can only be the first "\n\n"."""
+    stop = len(raw) if endpos is None else min(endpos, len(raw))
+    blank_line = raw.find(b"\n\n", 0, stop)
+    if raw.find(b"\r", 0, stop if blank_line < 0 else blank_line + 2) < 0:
+        return None if blank_line < 0 else blank_line
+    match = _HEADER_END.search(raw, 0, stop)
+    return None if match is None else match.start()
+
+
+def _check_part_count(raw: bytes, limits: Limits, lowered: bytes | None = None) -> None:
     """Count the MIME parts by their boundary lines, before the parser builds them all.
 
     Every part after the first starts at a delimiter line, ``--`` and a boundary the message
@@ -273,7 +298,9 @@ def _check_part_count(raw: bytes, limits: Limits) -> None:
     """
     boundaries: set[bytes] = set()
     unread = False
-    for mention in _BOUNDARY_MENTION.finditer(raw):
+    mentions = _BOUNDARY_MENTION.finditer(raw) if lowered is None \
+        else _BOUNDARY_MENTION_LOWERCASE.finditer(lowered)  # ``raw.lower()``: the same spans
+    for mention in mentions:
         value = _BOUNDARY.match(raw, mention.start())
         if value is None:
             unread = True
@@ -306,20 +333,29 @@ def _delimits(rest: bytes, boundaries: set[bytes], longest: int) -> bool:
                for end in range(text_end, min(len(rest), longest) + 1))
 
 
-@functools.lru_cache(maxsize=4)
-def _overlong_parameters(limit: int) -> re.Pattern[bytes]:
+@functools.lru_cache(maxsize=8)
+def _overlong_parameters(limit: int, flags: int = re.I) -> re.Pattern[bytes]:
     """A Content-Type or Content-Disposition field, folded or not, with over ``limit``
-    parameters. Possessive loops: the scan stays linear whatever the input."""
+    parameters. Possessive loops: the scan stays linear whatever the input. With ``flags``
+    0: the case-sensitive twin, for a message lowercased (see LOWERCASE_SCAN_LIMIT)."""
     field_text = rb"(?:[^;\r\n]|(?:\r\n|\r|\n)[ \t])*+"
-    return re.compile(rb"(?<![^\r\n])content-(?:type|disposition)[ \t]*:"
-                      + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", re.I)
+    # ("content-" first, then the test that a line starts there: a literal start lets a
+    # case-sensitive search skip ahead.)
+    return re.compile(rb"content-(?<![^\r\n]content-)(?:type|disposition)[ \t]*:"
+                      + rb"(?:" + field_text + rb";){" + str(limit + 1).encode() + rb"}", flags)
 
 
-def _check_parameters(raw: bytes, limits: Limits) -> None:
+def _check_parameters(raw: bytes, limits: Limits, lowered: bytes | None = None) -> None:
     """CPython splits header parameters in quadratic time: a Content-Type of 250 KB of
     semicolons inside the header cap costs seconds. Cap them before anything parses them."""
     limit = limits.max_header_parameters
-    if raw.count(b";") > limit and _overlong_parameters(limit).search(raw):
+    if raw.count(b";") <= limit:
+        return
+    if lowered is None:
+        overlong = _overlong_parameters(limit).search(raw)
+    else:  # ``raw.lower()``
+        overlong = _overlong_parameters(limit, 0).search(lowered)
+    if overlong:
         raise Unparseable(f"a Content-Type or Content-Disposition header has over "
                           f"{limits.max_header_parameters:,} parameters")
 
@@ -338,11 +374,20 @@ def _check_html_depth(html: str, limits: Limits) -> None:
 def _without_trace_headers(raw: bytes) -> bytes:
     """Drop the Received headers, which we never read, before mail-parser analyses them all
     (a large share of its time on relayed mail). The raw message is stored unchanged."""
-    end = _HEADER_END.search(raw)
+    end = _header_end(raw)
     if end is None:
         return raw
-    cut = end.start() + (2 if raw.startswith(b"\r\n", end.start()) else 1)
-    return _RECEIVED.sub(b"", raw[:cut]) + raw[cut:]
+    cut = end + (2 if raw.startswith(b"\r\n", end) else 1)
+    view = memoryview(raw)  # slices without copies; the join below makes the one copy
+    kept: list[memoryview] = []
+    kept_from = 0
+    for received in _RECEIVED_LOWERCASE.finditer(raw[:cut].lower()):
+        kept.append(view[kept_from:received.start()])
+        kept_from = received.end()
+    if not kept:
+        return raw
+    kept.append(view[kept_from:])
+    return b"".join(kept)
 
 
 def _check_structure(message: Message, limits: Limits) -> None:
@@ -408,6 +453,8 @@ def _header_addresses(message: Message, name: str) -> tuple[str, ...]:
     from email.utils import getaddresses
 
     values = [str(v) for v in message.get_all(name) or []]
+    if not values:  # most messages: spares getaddresses parsing an empty list
+        return ()
     return tuple(a.lower() for _, a in getaddresses(values) if "@" in a)
 
 
