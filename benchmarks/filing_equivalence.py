@@ -16,7 +16,8 @@ instant, so that the columns stamped at ingest (``received_at``, ``created_at``,
 a thread's ``last_activity`` and ``last_reply_at``) are compared too, not ignored. The only
 columns left out of the comparison:
 
-- ``_sqlite_migrations.applied_at``: sqlite-utils' own clock, when the schema was made;
+- ``_sqlite_migrations``, sqlite-utils' record of the schema steps applied (its own clock
+  stamps them): a step one side has and the other has not is listed with the schema;
 - the FTS5 shadow tables' internal layout (``messages_fts_data``, ``messages_fts_idx``:
   segments and merge history depend on when FTS5 flushed, not on what is indexed). The
   full-text index is compared by its content instead: every (term, message, column, offset)
@@ -25,7 +26,9 @@ columns left out of the comparison:
 - ``attachments.filename`` only where mail-parser made the name up (an attachment without
   one gets ten random letters and its extension: different on every run of the same code).
 
-Tables present on one side only, or with different columns, are reported as differences.
+Tables present on one side only, or with different columns, are reported as differences;
+other schema objects that differ (an index, a trigger a migration changed) are listed apart,
+as information.
 Exit status 0 when there are none, 1 otherwise; every difference found is printed (up to 5
 rows per table).
 """
@@ -59,7 +62,7 @@ from mailthreads.cli import cli
 cli(prog_name="mailthreads")
 """
 
-IGNORED_COLUMNS = {"_sqlite_migrations": {"applied_at"}}
+IGNORED_COLUMNS: dict[str, set[str]] = {}
 # mail-parser names an attachment that has no name with ten random letters and its
 # extension: different on every run, of the same code too. Other names are compared.
 NORMALISED_COLUMNS = {("attachments", "filename"):
@@ -70,11 +73,15 @@ FTS_LAYOUT_TABLES = {"messages_fts_data", "messages_fts_idx"}
 
 def ingest(code: Path, maildir: Path, database: Path, config_text: str, pinned: str) -> None:
     config = database.with_suffix(".toml")
+    database = database.absolute()
     config.write_text(config_text)
     env = {**os.environ, "PYTHONPATH": str(code), "MAILTHREADS_CONFIG": str(config),
            "MAILTHREADS_DB": str(database)}
-    subprocess.run([sys.executable, "-c", _PINNED, pinned, "ingest", "--quiet", str(maildir)],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    # -P and a cwd of its own: the code imported is the one on PYTHONPATH, not the
+    # directory this was started from.
+    subprocess.run([sys.executable, "-P", "-c", _PINNED, pinned, "ingest", "--quiet",
+                    str(maildir.absolute())], env=env, check=True, cwd=database.parent,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def tables(conn: sqlite3.Connection, schema: str) -> dict[str, list[str]]:
@@ -98,7 +105,7 @@ def compare(base_db: Path, new_db: Path) -> list[str]:
             differences.append(f"{schema}: FTS5 integrity check failed: {error}")
     base, new = tables(conn, "main"), tables(conn, "new")
     for name in sorted(set(base) | set(new)):
-        if name in FTS_LAYOUT_TABLES or name == "messages_fts":
+        if name in FTS_LAYOUT_TABLES or name in ("messages_fts", "_sqlite_migrations"):
             continue
         if base.get(name) != new.get(name):
             differences.append(f"{name}: columns differ: {base.get(name)} / {new.get(name)}")
@@ -114,6 +121,19 @@ def compare(base_db: Path, new_db: Path) -> list[str]:
     differences += _rows_differ(conn, "messages_fts (term instances)",
                                 "SELECT * FROM temp.main_terms", "SELECT * FROM temp.new_terms")
     return differences
+
+
+def schema_changes(base_db: Path, new_db: Path) -> list[str]:
+    """Migration steps, indexes, triggers and views that one side has and the other has not
+    (or not alike)."""
+    objects = []
+    for path in (base_db, new_db):
+        with sqlite3.connect(path) as conn:
+            objects.append(set(conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE type != 'table' "
+                "UNION ALL SELECT 'migration step', name, '' FROM _sqlite_migrations")))
+    return ([f"base only: {kind} {name}" for kind, name, _ in sorted(objects[0] - objects[1])]
+            + [f"new only: {kind} {name}" for kind, name, _ in sorted(objects[1] - objects[0])])
 
 
 def _rows_differ(conn: sqlite3.Connection, label: str, base: str, new: str) -> list[str]:
@@ -175,6 +195,8 @@ def main() -> None:
                   f"{len(differences)} differences")
             for line in differences:
                 print("  " + line)
+            for line in schema_changes(databases["base"], databases["new"]):
+                print("  schema (not a difference in content): " + line)
             failed = failed or bool(differences)
     sys.exit(1 if failed else 0)
 
