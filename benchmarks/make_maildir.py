@@ -83,9 +83,6 @@ def main() -> None:
         "MAILTHREADS_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora")))
     args = parser.parse_args()
     base = corpus_messages(args.corpora)
-    if not base:  # the loop below would never end
-        raise SystemExit(f"no corpus messages under {args.corpora}: give --corpora or set "
-                         "MAILTHREADS_CORPORA")
     for sub in ("cur", "new", "tmp"):
         (args.maildir / sub).mkdir(parents=True, exist_ok=True)
     written = 0
