@@ -1,14 +1,18 @@
 """Check that a change to filing leaves the database exactly as before: ingest one maildir with
 the base code and with this checkout, then compare every table row by row.
 
-    python benchmarks/filing_equivalence.py /tmp/bench/Maildir-20000 [--base-ref main]
+    python benchmarks/filing_equivalence.py /tmp/bench/Maildir-20000 [--base-ref REF]
     python benchmarks/filing_equivalence.py MAILDIR --base /tmp/base-checkout [--keep DIR]
 
-The base code is ``git archive BASE_REF`` unpacked into a temporary directory (or a checkout
-given with ``--base``); each side runs ``mailthreads ingest --quiet MAILDIR`` with
-PYTHONPATH pointing at its own code, into a new database, under two configs: ``create``
-(``[posts] create_on_first_reply = true``, as benchmarks/bulk_ingest.py: most messages are
-stored) and ``default`` (unknown posts held in the quarantine).
+The base code is ``git archive BASE_REF`` unpacked into a temporary directory (by default
+the commit this branch started from, ``git merge-base main HEAD``: main may have moved on
+with other work since), or a checkout given with ``--base``; each side runs
+``mailthreads ingest --quiet MAILDIR`` with PYTHONPATH pointing at its own code, into a new
+database, under three configs: ``create`` (``[posts] create_on_first_reply = true``, as
+benchmarks/bulk_ingest.py: most messages are stored), ``default`` (unknown posts held in
+the quarantine) and ``author`` (as ``create``, with two frequent senders of the corpora as
+the author, so that their messages are filed as the author's and their correspondents are
+trusted, and a reply-address secret).
 
 The clock is pinned: both sides run with ``mailthreads.timestamps.now`` returning the same
 instant, so that the columns stamped at ingest (``received_at``, ``created_at``,
@@ -50,6 +54,11 @@ CHECKOUT = HERE.parent
 CONFIGS = {
     "create": '[addresses]\ndomain = "blog.example"\n\n[posts]\ncreate_on_first_reply = true\n',
     "default": '[addresses]\ndomain = "blog.example"\n',
+    # Two frequent senders of the corpora as the author: their messages are filed as the
+    # author's ("out"), so their correspondents become trusted; signed reply addresses.
+    "author": '[addresses]\ndomain = "blog.example"\nsecret = "filing-equivalence-secret"\n\n'
+              '[author]\naddresses = ["cworth@cworth.org", "keithp@keithp.com"]\n\n'
+              '[posts]\ncreate_on_first_reply = true\n',
 }
 
 # Run as the ingest command, with the clock pinned before any module copies ``now``.
@@ -163,7 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("maildir", type=Path)
     parser.add_argument("--base", type=Path, help="a checkout of the base code")
-    parser.add_argument("--base-ref", default="main", help="git ref to archive (no --base)")
+    parser.add_argument("--base-ref", help="git ref to archive, without --base (default: "
+                        "where this branch left main)")
     parser.add_argument("--config", choices=sorted(CONFIGS), action="append",
                         help="only this config (repeatable; default: all)")
     parser.add_argument("--keep", type=Path, help="keep the databases in this directory")
@@ -176,7 +186,11 @@ def main() -> None:
         if base_code is None:
             base_code = Path(scratch) / "base"
             base_code.mkdir()
-            archive = subprocess.run(["git", "-C", str(CHECKOUT), "archive", args.base_ref],
+            ref = args.base_ref or subprocess.run(
+                ["git", "-C", str(CHECKOUT), "merge-base", "main", "HEAD"],
+                check=True, capture_output=True, text=True).stdout.strip()
+            print(f"base: {ref}")
+            archive = subprocess.run(["git", "-C", str(CHECKOUT), "archive", ref],
                                      check=True, capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", str(base_code)], input=archive, check=True)
         failed = False
