@@ -113,12 +113,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str], env: dict[str, str], name: str = "") -> tuple[float, str]:
+def timed(command: list[str], env: dict[str, str], name: str = "",
+          cwd: Path | None = None) -> tuple[float, str]:
     """Wall seconds and stdout of a command; its CPU seconds (its children's included) go to
     CPU_SECONDS[name]."""
     cpu = children_cpu()
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -163,9 +164,11 @@ def main() -> None:
         for run in range(args.repeat):
             for code, times in [(ROOT, ours), *([(args.old, olds)] if args.old else [])]:
                 database = work / f"run{run}.db"
-                seconds, out = timed([sys.executable, "-m", "mailthreads", "-c",
+                # -P and a cwd of its own: the code on PYTHONPATH runs (-m would put the
+                # directory this runs from first on sys.path, and --old would time it again).
+                seconds, out = timed([sys.executable, "-P", "-m", "mailthreads", "-c",
                                       str(work / "config.toml"), "-d", str(database), "poll"],
-                                     {**env, "PYTHONPATH": str(code)}, str(code))
+                                     {**env, "PYTHONPATH": str(code)}, str(code), cwd=work)
                 summary = summary or out
                 times.append(seconds)
                 database.unlink()

@@ -8,6 +8,11 @@ back from a worker) are timed on the first ``--sample`` messages of the maildir,
 process, in CPU milliseconds per message. Then ``mailthreads ingest`` runs on the whole maildir
 into a new database, and its CPU seconds are reported for the main process and for its
 analysis workers. Prints a Markdown table for benchmarks/README.md.
+
+    python benchmarks/profile_stages.py MAILDIR --compare /tmp/base --rounds 3
+
+only runs the ingest, with the code in /tmp/base (say ``git archive main | tar -x -C
+/tmp/base``) and with this checkout in turn, and prints the before/after table of its split.
 """
 
 from __future__ import annotations
@@ -82,18 +87,23 @@ def stage_times(raws: list[bytes]) -> dict[str, float]:
     return spent
 
 
-def ingest_split(maildir: Path) -> tuple[float, float, float]:
-    """Wall seconds, main-process CPU seconds and worker CPU seconds of one ingest."""
+def ingest_split(maildir: Path, code: Path = HERE.parent) -> tuple[float, float, float]:
+    """Wall seconds, main-process CPU seconds and worker CPU seconds of one ingest, with the
+    mailthreads in ``code`` (this checkout by default)."""
     with tempfile.TemporaryDirectory(prefix="mailthreads-profile-") as work:
         config = Path(work) / "config.toml"
-        config.write_text('[addresses]\ndomain = "blog.example"\n')
+        # As bulk_ingest.py: posts are created by their first replies, so that messages are
+        # filed (with the default, every one would be held for an unknown post).
+        config.write_text('[addresses]\ndomain = "blog.example"\n\n[posts]\n'
+                          'create_on_first_reply = true\n')
         env = {**os.environ, "MAILTHREADS_DB": str(Path(work) / "bench.db"),
                "MAILTHREADS_CONFIG": str(config),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(code),
                                                            os.environ.get("PYTHONPATH")]))}
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _SPLIT, str(maildir)], env=env,
-                              capture_output=True, text=True, check=True)
+        # -P and cwd: the code on PYTHONPATH is imported, not the directory run from.
+        done = subprocess.run([sys.executable, "-P", "-c", _SPLIT, str(maildir.absolute())],
+                              env=env, cwd=work, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
     line = next(line for line in done.stderr.splitlines() if line.startswith("SPLIT "))
     own, workers = (float(value) for value in line.split()[1:])
@@ -105,7 +115,14 @@ def main() -> None:
     parser.add_argument("maildir", type=Path)
     parser.add_argument("--sample", type=int, default=3000)
     parser.add_argument("--no-ingest", action="store_true")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="only the ingest's CPU split, interleaved with the one of this "
+                        "checkout (e.g. a `git archive main`), --rounds times each")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.compare:
+        compare_split(args.maildir, args.compare, args.rounds)
+        return
     files = sorted((args.maildir / "cur").iterdir())
     raws = [path.read_bytes() for path in files[:args.sample]]
     stage_times(raws[:200])  # warm up: imports, regex compilation
@@ -123,6 +140,24 @@ def main() -> None:
           f"{own:.1f} s in the main process (reading, IPC, filing, full-text index, commits), "
           f"{workers:.1f} s in the analysis workers; "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB here.")
+
+
+def compare_split(maildir: Path, before: Path, rounds: int) -> None:
+    """Interleaved ingests with the code in ``before`` and with this checkout."""
+    sides = {"before": before, "after": HERE.parent}
+    runs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
+    for _ in range(rounds):
+        for side, code in sides.items():
+            runs[side].append(ingest_split(maildir, code))
+            wall, own, workers = runs[side][-1]
+            print(f"{side}: {wall:.1f} s wall, CPU {own:.2f} s main, {workers:.2f} s workers",
+                  flush=True)
+    print(f"\n| `mailthreads ingest`, {maildir.name} | before | after |\n|---|---:|---:|")
+    for label, index, digits in (("wall seconds", 0, 1), ("CPU seconds, main process", 1, 2),
+                                 ("CPU seconds, analysis workers", 2, 2)):
+        cells = [", ".join(f"{run[index]:.{digits}f}" for run in runs[side]) for side in sides]
+        print(f"| {label} | {cells[0]} | {cells[1]} |")
+    print(f"\nLoad average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,57 @@ def test_the_message_record_has_one_field_per_column(conn):
     columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     assert columns - {"id", "received_at"} == set(store.NewMessage._fields)
     assert set(store.MessageRow._fields) <= columns
+
+
+def _message(conn, thread, post, text: str, direction: str = "in") -> int:
+    return store.insert_message(conn, store.NewMessage(
+        message_id=f"m{next(_ids)}@x", synthetic_message_id=False, message_id_reused=False,
+        thread_id=thread, post_id=post, parent_message_id=None, direction=direction,
+        kind="reply", kind_reasons=(), from_name="", from_address="a@x", to_addresses=(),
+        cc_addresses=(), subject="s", date=_stamp(1), in_reply_to=None, references=(),
+        visible_text=text, quoted_text="", signature="", body_text="", body_html="",
+        source="file", raw_sha256="0" * 64, identity_sha256=f"{next(_ids)}",
+        is_read=False), _stamp(1))
+
+
+def test_updating_columns_outside_the_full_text_index_leaves_it_alone(conn):
+    # Re-indexing a message's text on every update (a verdict, a parent found later, is_read,
+    # a thread merge) made FTS5 write out its pending index each time: filing got slower.
+    post = store.create_post(conn, f"post-{next(_ids)}")
+    person = store.correspondent_for(conn, "", f"p{next(_ids)}@example.org")
+    thread = store.thread_for(conn, post, person, "subject")
+    row = _message(conn, thread, post, "a quokka smiles")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        store.mark_thread_read(conn, thread)
+        store.set_message_verdict(conn, "0" * 64, "ham", None, "test")
+        assert [s for s in statements if "fts" in s.lower() or "TRIGGER" in s] == []
+        # The indexed columns still are re-indexed when they change.
+        conn.execute("UPDATE messages SET visible_text = 'a wombat digs' WHERE id = ?", (row,))
+    finally:
+        conn.set_trace_callback(None)
+    found = {match: [r[0] for r in conn.execute(
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", (match,))]
+        for match in ("quokka", "wombat")}
+    assert found == {"quokka": [], "wombat": [row]}
+
+
+def test_trust_is_one_index_look_up_per_thread(conn):
+    # Asked for every incoming message: it must not read every message of the sender's threads.
+    asked: list[str] = []
+    conn.set_trace_callback(asked.append)
+    try:
+        store.is_trusted_address(conn, "nobody@example.org")
+    finally:
+        conn.set_trace_callback(None)
+    plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {asked[0]}"))
+    assert "SEARCH messages USING INDEX messages_out_thread (thread_id=?)" in plan
+    post = store.create_post(conn, f"post-{next(_ids)}")
+    person = store.correspondent_for(conn, "", f"t{next(_ids)}@example.org")
+    thread = store.thread_for(conn, post, person, "subject")
+    address = store.correspondent_addresses(conn, person)[0]
+    _message(conn, thread, post, "hello")
+    assert not store.is_trusted_address(conn, address)
+    _message(conn, thread, post, "an answer", direction="out")
+    assert store.is_trusted_address(conn, address)

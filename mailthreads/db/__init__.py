@@ -27,7 +27,7 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 BUSY_TIMEOUT_SECONDS = 30.0
 # Seconds to wait for another process's write lock before giving up (exit 75 in the CLI).
 BUSY_TIMEOUT_ENV = "MAILTHREADS_BUSY_TIMEOUT"

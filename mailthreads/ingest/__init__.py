@@ -30,6 +30,7 @@ from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.compose import bare_subject
 from ..mail.routing import AddressRoute, parse_reply_address, reply_address, route_by_address
+from ..mail.verdicts import SpamVerdict
 from ..spam import Judgement, judge
 from ..timestamps import now
 from ..tokens import make_token, token_key, token_matches
@@ -487,8 +488,7 @@ class Pipeline:
         decided = screening.plan
         thread_id = decided.thread_id
         if decided.status == "store":
-            thread_id = _write(self.conn, analysis, decided, context, sha256)
-            screening.record(self.conn, sha256)
+            thread_id = _write(self.conn, analysis, decided, context, sha256, screening.verdict)
             index_thread_tokens(self.conn, self.config)  # a new thread's address verifies fast
         if decided.status in ("store", "duplicate"):
             store.resolve_quarantine(self.conn, sha256)
@@ -548,9 +548,9 @@ def _news_for_the_author(context: Context, decided: Plan, analysis: Analysis,
 
 
 def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context: Context,
-           sha256: str) -> int | None:
+           sha256: str, verdict: SpamVerdict | None) -> int | None:
     """Carry out ``decided``: make the post, correspondent and thread it asks for, then store
-    the message. Returns its thread's id."""
+    the message with its spam ``verdict``. Returns its thread's id."""
     post_id, correspondent_id, thread_id = (decided.post_id, decided.correspondent_id,
                                             decided.thread_id)
     if decided.create_post:
@@ -594,6 +594,9 @@ def _write(conn: sqlite3.Connection, analysis: Analysis, decided: Plan, context:
         raw_sha256=sha256,
         identity_sha256=analysis.identity_sha256,
         is_read=is_read,
+        spam_verdict=verdict.label if verdict else None,
+        spam_score=verdict.score if verdict else None,
+        verdict_source=verdict.source if verdict else None,
     ), received_at)
     if _news_for_the_author(context, decided, analysis, received_at):
         store.queue_notification(conn, row_id)  # [notify] and digest: outgoing/notify.py

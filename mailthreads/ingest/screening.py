@@ -18,7 +18,7 @@ from ..db import store
 from ..mail.analysis import Analysis
 from ..mail.classify import MACHINE_KINDS
 from ..mail.trust import TrustFacts, decide
-from ..mail.verdicts import UNSCANNED
+from ..mail.verdicts import UNSCANNED, SpamVerdict
 from ..spam import Judgement, judge
 from .values import Context, Outcome, Plan
 
@@ -33,11 +33,14 @@ class Screening:
     judgement: Judgement | None = None
     outcome: Outcome | None = None
 
-    def record(self, conn: sqlite3.Connection, sha256: str) -> None:
+    @property
+    def verdict(self) -> SpamVerdict | None:
+        """The verdict the stored message carries, written with its row (an UPDATE after the
+        INSERT re-indexed the message's text in full-text search, twice the work); None for
+        the author's messages."""
         if self.outcome is None and self.judgement is not None:
-            verdict = self.judgement.verdict
-            store.set_message_verdict(conn, sha256, verdict.label, verdict.score,
-                                      verdict.source)
+            return self.judgement.verdict
+        return None
 
 
 def screen(conn: sqlite3.Connection, config: Config, delivery_id: int, sha256: str, raw: bytes,

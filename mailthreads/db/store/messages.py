@@ -195,7 +195,7 @@ class NewMessage(NamedTuple):
     identity_sha256: str
     is_read: bool
     # The spam verdict (issue 12): ham, unscanned, released; None for the author's messages.
-    # The pipeline fills these just after the insert (ingest.screening.Screening.record).
+    # The pipeline fills these from ``ingest.screening.Screening.verdict``.
     spam_verdict: str | None = None
     spam_score: float | None = None
     verdict_source: str | None = None
