@@ -64,6 +64,10 @@ class SpamdServer:
         os.chmod(root / "home", 0o777)
 
     def start(self) -> SpamdServer:
+        # A second spamd could not bind the port, and the first one, still answering there,
+        # would make it look started while nothing stops the first any more.
+        if self.process is not None:
+            raise RuntimeError("spamd is running already: stop() it first")
         command = [SPAMD, "--local", "-x", f"--siteconfigpath={self.root / 'site'}",
                    f"--listen=127.0.0.1:{self.port}", "--allowed-ips=127.0.0.1",
                    f"-H{self.root / 'home'}", "-s", "stderr", "--max-children=2",
@@ -115,6 +119,7 @@ class SpamdServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGCONT)  # a hung() one acts on it only then
         try:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
