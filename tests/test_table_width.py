@@ -91,3 +91,11 @@ def test_clip_to_width_never_splits_a_wide_character_past_the_edge():
     assert clip_to_width("日本語のテキスト", 8) == "日本語…"  # the 4th would end at column 9
     assert clip_to_width("日本語", 6) == "日本語"
     assert display_width(clip_to_width(LONG_JAPANESE, 33)) <= 33
+
+
+def test_quarantine_list_tells_held_mail_from_faults(site):
+    env = {**Terminal(site).env, "COLUMNS": "80", "TZ": "UTC"}
+    lines = subprocess.run(command("quarantine", "list"), capture_output=True, text=True,
+                           cwd=site, env=env, timeout=60, check=True).stdout.splitlines()
+    assert lines[0].split()[:2] == ["id", "class"]
+    assert sorted(line.split()[1] for line in lines[2:]) == ["quarantine", "unknown_post"]

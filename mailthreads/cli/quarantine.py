@@ -17,7 +17,11 @@ def quarantine() -> None:
 @output_options
 @click.pass_obj
 def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
-    """List quarantined messages with the reason.
+    """List quarantined messages with the reason, and the mail held there for your decision.
+
+    Class: 'quarantine' (could not be parsed or routed), 'unknown_post' (a reply to a post
+    not added yet), 'blocked' (a blocked sender's), 'spam' (forged): 'mailthreads review'
+    lists the same with the command that decides each.
 
     \b
     Example:
@@ -25,9 +29,14 @@ def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     """
     from ..db import store
 
-    emit(store.list_quarantine(app.reader()), chosen_format(as_json, as_nl, as_csv),
-         ["id", "created_at", "source", "from_address", "subject", "reason"],
-         headers={"created_at": "since", "from_address": "from"},
+    rows = store.list_quarantine(app.reader())
+    fmt = chosen_format(as_json, as_nl, as_csv)
+    if fmt == "table":
+        for row in rows:
+            row["reason_class"] = row["reason_class"] or "quarantine"
+    emit(rows, fmt,
+         ["id", "reason_class", "created_at", "source", "from_address", "subject", "reason"],
+         headers={"reason_class": "class", "created_at": "since", "from_address": "from"},
          shrink=[("subject", 12), ("from_address", 12), ("reason", 24), ("subject", 6)],
          empty="The quarantine is empty.")
 
