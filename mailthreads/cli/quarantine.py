@@ -37,7 +37,8 @@ def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     emit(rows, fmt,
          ["id", "reason_class", "created_at", "source", "from_address", "subject", "reason"],
          headers={"reason_class": "class", "created_at": "since", "from_address": "from"},
-         shrink=[("subject", 12), ("from_address", 12), ("reason", 24), ("subject", 6)],
+         shrink=[("subject", 12), ("from_address", 12), ("reason", 24), ("subject", 6),
+                 ("from_address", 8), ("reason", 12)],
          empty="The quarantine is empty.")
 
 
