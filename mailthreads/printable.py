@@ -136,6 +136,7 @@ def clip_to_width(text: str, width: int) -> str:
 
 
 def _char_width(char: str) -> int:
-    if unicodedata.combining(char) or char in (_ZERO_WIDTH_JOINER, _EMOJI_VARIATION):
+    if unicodedata.combining(char) or char in (_ZERO_WIDTH_JOINER, _EMOJI_VARIATION) \
+            or "\U0001f3fb" <= char <= "\U0001f3ff":  # a skin tone joins the emoji before it
         return 0
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1

@@ -8,7 +8,8 @@ stays a phrase; ``word*`` a prefix. ``key:value`` terms with a known key are fil
 Chinese and Japanese are written without spaces (and Korean glues particles to its words), so
 the full-text index, which cuts text at spaces and punctuation, holds a whole sentence as one
 token: a word inside it is never found there. A term in those scripts is looked for as a
-substring of the subject and text instead (``contains``), slower but never missed.
+substring of the subject, the text and the sender's name and address instead (``contains``),
+slower but never missed.
 Pure: no database; ``db.store.find_messages`` applies the result.
 """
 
@@ -70,7 +71,8 @@ def parse(text: str, *, raw_fts: bool = False) -> SearchQuery:
         if sep and key.lower() in FILTER_KEYS:
             _apply_filter(query, key.lower(), value)
         elif _UNSPACED_SCRIPT.search(term):
-            query.contains.append(term.strip('"'))
+            # A substring needs no prefix star: "教程*" finds what "教程" finds.
+            query.contains.append(term.strip('"').rstrip("*"))
             query.words.append(term)
         elif phrase := _phrase(term):
             phrases.append(phrase)

@@ -42,6 +42,10 @@ class ScannerUnavailable(Exception):
     """The scanner could not give a verdict; the text says why in one line."""
 
 
+class ScannerDown(ScannerUnavailable):
+    """Not even a connection and an answer in time: spamd is down, hung or unreachable."""
+
+
 @dataclass(frozen=True)
 class SpamdReply:
     is_spam: bool
@@ -62,10 +66,10 @@ def spamd_check(raw: bytes, host: str, port: int, timeout: float) -> SpamdReply:
             connection.shutdown(socket.SHUT_WR)
             reply = _read_bounded(connection)
     except TimeoutError:
-        raise ScannerUnavailable(f"spamd at {host}:{port} did not answer within "
-                                 f"{timeout:g} s") from None
+        raise ScannerDown(f"spamd at {host}:{port} did not answer within {timeout:g} s") \
+            from None
     except OSError as error:
-        raise ScannerUnavailable(f"spamd at {host}:{port}: {error.strerror or error}") from None
+        raise ScannerDown(f"spamd at {host}:{port}: {error.strerror or error}") from None
     return parse_spamd_reply(reply, f"{host}:{port}")
 
 
@@ -100,30 +104,42 @@ def parse_spamd_reply(reply: bytes, where: str) -> SpamdReply:
 
 
 def scan(raw: bytes, settings: Spam) -> SpamVerdict:
-    """Our own spamd's verdict; ``unscanned`` (with the reason) when it cannot give one."""
+    """Our own spamd's verdict; ``unscanned`` (with the reason) when it cannot give one.
+    Remembers when spamd is down (``spamd_down``), and that it is up again."""
     where = f"{settings.host}:{settings.port}"
     try:
         reply = spamd_check(raw, settings.host, settings.port, settings.timeout)
-    except ScannerUnavailable as error:
+    except ScannerDown as error:
+        _outages[where] = (time.monotonic() + OUTAGE_SECONDS, str(error))
         return SpamVerdict("unscanned", f"spamd {where}", reasons=(str(error),))
+    except ScannerUnavailable as error:  # it answered, about this message
+        _outages.pop(where, None)
+        return SpamVerdict("unscanned", f"spamd {where}", reasons=(str(error),))
+    _outages.pop(where, None)
     threshold = settings.threshold if settings.threshold is not None else reply.required
     label = "spam" if reply.score >= threshold else "ham"
     return SpamVerdict(label, f"spamd {where}", reply.score, threshold, reply.rules)
 
 
-def _scan_unless_out(raw: bytes, settings: Spam) -> SpamVerdict:
-    """``scan``, unless spamd failed to answer less than ``OUTAGE_SECONDS`` ago."""
-    where = f"{settings.host}:{settings.port}"
-    until, why = _outages.get(where, (0.0, ""))
-    if time.monotonic() < until:
-        return SpamVerdict("unscanned", f"spamd {where}",
-                           reasons=(f"{why} (not asked again for {OUTAGE_SECONDS:g} s)",))
-    verdict = scan(raw, settings)
-    if verdict.label == "unscanned":
-        _outages[where] = (time.monotonic() + OUTAGE_SECONDS, verdict.reasons[0])
-    else:
-        _outages.pop(where, None)
-    return verdict
+def forget_outages() -> None:
+    """Ask every spamd again at the next scan (a test's fresh start)."""
+    _outages.clear()
+
+
+def spamd_down(settings: Spam) -> str | None:
+    """Why spamd is taken to be down, when a scan in this process found it down less than
+    ``OUTAGE_SECONDS`` ago; None otherwise."""
+    until, why = _outages.get(f"{settings.host}:{settings.port}", (0.0, ""))
+    return why if time.monotonic() < until else None
+
+
+def _scan_unless_down(raw: bytes, settings: Spam) -> SpamVerdict:
+    """``scan``, unless spamd was found down a moment ago: filing does not wait for it."""
+    why = spamd_down(settings)
+    if why is None:
+        return scan(raw, settings)
+    return SpamVerdict("unscanned", f"spamd {settings.host}:{settings.port}",
+                       reasons=(f"{why} (not asked again for {OUTAGE_SECONDS:g} s)",))
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,7 @@ def judge(raw: bytes, settings: Spam, *, scan_now: bool = True) -> Judgement:
     auth = authentication(headers, settings.authserv_ids)
     upstream = upstream_verdict(headers, settings.authserv_ids)
     if settings.enabled and scan_now:
-        scanned = _scan_unless_out(raw, settings)
+        scanned = _scan_unless_down(raw, settings)
         if scanned.label != "unscanned" or upstream is None:
             return Judgement(scanned, auth)
     if upstream is not None:

@@ -17,6 +17,15 @@ import smtp_support
 _DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 
+@pytest.fixture(autouse=True)
+def spamd_not_known_down() -> None:
+    """Each test starts without a spamd outage remembered by an earlier one in this process
+    (``spam.scan`` remembers one for a minute, per address)."""
+    from mailthreads import spam
+
+    spam.forget_outages()
+
+
 @pytest.fixture(scope="session")
 def corpora() -> Path:
     """The shared reference corpora (../shared/corpora, or $MAILTHREADS_CORPORA)."""

@@ -24,7 +24,7 @@ def site(tmp_path_factory) -> Path:
                 subject="ブログの感想",
                 body="先週の記事を読みました。古いタイプライターの話がとても面白かったです。\n"),
         message(sender="王小明 <ming@example.cn>", message_id="<cn@example.cn>",
-                subject="关于博客", body="我很喜欢你写的关于打字机的文章。\n"),
+                subject="关于博客", body="我很喜欢你写的关于打字机的文章。python教程也不错。\n"),
         message(sender="김민준 <minjun@example.kr>", message_id="<kr@example.kr>",
                 subject="블로그", body="타자기를 좋아합니다. typewriter\n"),
     ):
@@ -48,6 +48,9 @@ def search(root: Path, *args: str, json_out: bool = True):
     ("感想", "taro@example.jp"),  # in the subject
     ("打字机", "ming@example.cn"),
     ("타자기", "minjun@example.kr"),  # a Korean word with its particle glued on
+    ("王小明", "ming@example.cn"),  # the sender's name
+    ("打字机*", "ming@example.cn"),  # a prefix star changes nothing in a substring
+    ("ブログの感想", "taro@example.jp"),
 ])
 def test_a_word_inside_a_sentence_is_found(site, word, sender):
     assert [hit["from_address"] for hit in search(site, "search", word)] == [sender]
@@ -63,3 +66,7 @@ def test_the_match_is_marked_and_filters_still_apply(site):
     assert [hit["from_address"] for hit in search(site, "search", "typewriter", "타자기")] == [
         "minjun@example.kr"]
     assert "[タイプライター]" in search(site, "search", "タイプライター", json_out=False)
+    # ASCII letters in such a term match in any case, as FTS5 matches words.
+    assert [hit["from_address"] for hit in search(site, "search", "TYPEWRITER타자기")] == []
+    assert [hit["from_address"] for hit in search(site, "search", "Python教程")] == [
+        "ming@example.cn"]

@@ -172,6 +172,17 @@ def test_a_hung_scanner_is_asked_once_not_once_per_message(tmp_path, spamd):  # 
     assert "3 scanned: 3 ham, 0 spam" in tool.ok("rescan")  # a rescan always asks
 
 
+def test_mail_stored_before_is_not_scanned_again(tmp_path, spamd):  # noqa: F811
+    """A re-import asks spamd nothing: duplicates, deleted mail and the author's own are
+    never screened, so they are not scanned before the write transaction either."""
+    tool = Tool(tmp_path, spamd.toml(timeout=30))
+    tool.ingest(human(1), human(2))
+    with spamd.hung():
+        waiting = spamd.clients_waiting()
+        assert "2 duplicate" in tool.ok("ingest", *map(str, sorted(tmp_path.glob("in*.eml"))))
+        assert spamd.clients_waiting() == waiting  # not one question
+
+
 def test_poll_keeps_gtube_apart(tmp_path, spamd, dovecot):  # noqa: F811
     tool = Tool(tmp_path, spamd.toml() + dovecot.account_toml())
     dovecot.append(gtube())

@@ -99,3 +99,15 @@ def test_quarantine_list_tells_held_mail_from_faults(site):
                            cwd=site, env=env, timeout=60, check=True).stdout.splitlines()
     assert lines[0].split()[:2] == ["id", "class"]
     assert sorted(line.split()[1] for line in lines[2:]) == ["quarantine", "unknown_post"]
+
+
+def test_numbers_are_never_cut_on_a_narrow_terminal(monkeypatch):
+    from mailthreads.cli.output import fitted_table
+
+    # Too narrow for the table even with the subject cut to its title: the id stays whole
+    # all the same (people type it), and the count too.
+    monkeypatch.setenv("COLUMNS", "16")
+    lines = fitted_table([["123456", "a subject long enough to be cut", "42"]],
+                         ["id", "subject", "n"]).splitlines()
+    assert lines[2].split()[0] == "123456" and lines[2].split()[-1] == "42", lines
+    assert "a subj…" in lines[2], lines

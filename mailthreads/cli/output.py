@@ -205,15 +205,17 @@ def fitted_table(rows: list[list[str]], headers: Sequence[str], *,
     """A table as wide as the terminal at most (80 columns when output is not one), measured
     in display columns (a CJK character takes two): the ``shrink`` columns (index, minimum
     width) are truncated, in order, never left out. Without ``shrink``, the widest columns
-    give way first, down to their titles' width."""
+    give way first, down to their titles' width; numbers (ids people type, counts) never."""
     width = terminal_width()
     fitted = {index for index, _ in shrink} | set(highlight)
     rows = [[" ".join(cell.split()) if index in fitted else _clip(cell, max_width)
              for index, cell in enumerate(row)] for row in rows]
     widths = [max(map(display_width, column)) for column in zip(headers, *rows, strict=True)]
     if not shrink:
-        shrink = sorted(((index, display_width(title)) for index, title in enumerate(headers)),
-                        key=lambda column: -widths[column[0]])
+        numbers = {index for index in range(len(headers))
+                   if all(row[index].isdigit() or not row[index] for row in rows)}
+        shrink = sorted(((index, display_width(title)) for index, title in enumerate(headers)
+                         if index not in numbers), key=lambda column: -widths[column[0]])
     excess = sum(widths) + 2 * (len(widths) - 1) - width
     for index, minimum in shrink:
         if excess <= 0:

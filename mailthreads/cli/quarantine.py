@@ -19,9 +19,9 @@ def quarantine() -> None:
 def quarantine_list(app: App, as_json: bool, as_nl: bool, as_csv: bool) -> None:
     """List quarantined messages with the reason, and the mail held there for your decision.
 
-    Class: 'quarantine' (could not be parsed or routed), 'unknown_post' (a reply to a post
-    not added yet), 'blocked' (a blocked sender's), 'spam' (forged): 'mailthreads review'
-    lists the same with the command that decides each.
+    Class: 'quarantine' (could not be parsed or routed, or forged), 'unknown_post' (a reply
+    to a post not added yet), 'blocked' (a blocked sender's): 'mailthreads review' lists the
+    same with the command that decides each.
 
     \b
     Example:

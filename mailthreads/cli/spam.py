@@ -139,13 +139,15 @@ def rescan(app: App, as_json: bool) -> None:
     down = None
     for rescanned in spam_module.rescan(db.conn, app.config):
         counts[rescanned.verdict.label] += 1
-        if rescanned.verdict.label == "unscanned":
+        if rescanned.stopped:
             down = rescanned.verdict.reasons[0] if rescanned.verdict.reasons else "scanner down"
     if as_json:
         click.echo(dumps({**counts, "scanner_down": down}))
     else:
         click.echo(f"{counts['ham'] + counts['spam']} scanned: {counts['ham']} ham, "
-                   f"{counts['spam']} spam (see mailthreads spam list)")
+                   f"{counts['spam']} spam (see mailthreads spam list)"
+                   + (f"; {counts['unscanned'] - bool(down)} refused by spamd, still unscanned"
+                      if counts["unscanned"] > bool(down) else ""))
     if down:
         echo(f"Stopped: {down}. Run mailthreads rescan again later.", err=True)
         raise click.exceptions.Exit(EX_TEMPFAIL)

@@ -459,10 +459,19 @@ class Pipeline:
         return self._analyser.analyse(raw, context.envelope.mail_from)
 
     def judge(self, raw: bytes, analysis: Analysed) -> Judgement | None:
-        """The spam verdict of a parsed message (``spam.judge``), for ``process``. Callers ask
-        for it before their write transaction: a scan waits on spamd for up to ``[spam]
-        timeout``, and the SMTP listener's commits must not wait behind it."""
-        return None if isinstance(analysis, Unparsed) else judge(raw, self.config.spam)
+        """The spam verdict of a message about to be filed (``spam.judge``), for ``process``.
+        Callers ask for it before their write transaction: a scan waits on spamd for up to
+        ``[spam] timeout``, and the SMTP listener's commits must not wait behind it.
+
+        None for what will not be screened: unparsed mail, the author's own, a message stored
+        or deleted before (a re-import scans nothing). Should that change before the write
+        transaction, ``screen`` scans under it."""
+        if isinstance(analysis, Unparsed) or self.config.is_author(analysis.from_address):
+            return None
+        if store.message_by_identity(self.conn, analysis.identity_sha256) is not None or \
+                deleted_before(self.conn, sha256_of(raw), analysis) is not None:
+            return None
+        return judge(raw, self.config.spam)
 
     def process(self, delivery_id: int, sha256: str, raw: bytes, context: Context,
                 analysis: Analysed, *, origin: str | None = None,

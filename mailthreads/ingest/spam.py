@@ -8,11 +8,12 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import db
 from ..config import Config, Spam
 from ..db import store
 from ..mail.classify import MACHINE_KINDS
 from ..mail.verdicts import UNSCANNED, SpamVerdict
-from ..spam import scan
+from ..spam import scan, spamd_down
 from . import Envelope, Outcome, Pipeline, Unparsed, analyse_or_unparsed
 
 DELETE_REASON = "spam delete"
@@ -50,14 +51,16 @@ class Rescanned:
     message_id: str
     subject: str
     verdict: SpamVerdict
+    stopped: bool = False  # spamd is down: the rescan stops here, the rest waits
 
 
 def rescan(conn: sqlite3.Connection, config: Config, *,
            missed_only: bool = False) -> Iterator[Rescanned]:
     """Scan the stored messages still marked ``unscanned``; spam leaves its thread for the
     ``spam`` table (machine mail about a discussion stays, as when filed). Commits after each
-    message; stops early when the scanner is still down. ``missed_only``: only the messages
-    filed while a scanner was configured but did not answer, not those filed with none."""
+    message; stops early when the scanner is still down (a message it refuses stays
+    ``unscanned``, and the rescan goes on). ``missed_only``: only the messages filed while a
+    scanner was configured but did not answer, not those filed with none."""
     after = 0
     not_from = UNSCANNED.source if missed_only else None
     while batch := store.unscanned_messages(conn, after, RESCAN_BATCH, not_from):
@@ -65,17 +68,21 @@ def rescan(conn: sqlite3.Connection, config: Config, *,
             after = row["id"]
             verdict = scan(row["raw"], config.spam)
             if verdict.label == "unscanned":
-                yield Rescanned(row["message_id"], row["subject"] or "", verdict)
-                return
-            if verdict.is_spam and not (row["kind"] in MACHINE_KINDS and row["thread_id"]):
-                store.unfile_message(conn, row["id"])
-                store.add_spam(conn, row["raw_sha256"], None, row["source"] or "file",
-                               message_id=row["message_id"], subject=row["subject"],
-                               from_address=row["from_address"], score=verdict.score,
-                               threshold=verdict.threshold, verdict_source=verdict.source,
-                               reasons=list(verdict.reasons))
-            else:
-                store.set_message_verdict(conn, row["raw_sha256"], verdict.label,
-                                          verdict.score, verdict.source)
-            conn.commit()
+                down = spamd_down(config.spam) is not None
+                yield Rescanned(row["message_id"], row["subject"] or "", verdict, stopped=down)
+                if down:
+                    return
+                continue
+            # One message's rows change together or not at all (a lock, a full disk).
+            with db.transaction(conn):
+                if verdict.is_spam and not (row["kind"] in MACHINE_KINDS and row["thread_id"]):
+                    store.unfile_message(conn, row["id"])
+                    store.add_spam(conn, row["raw_sha256"], None, row["source"] or "file",
+                                   message_id=row["message_id"], subject=row["subject"],
+                                   from_address=row["from_address"], score=verdict.score,
+                                   threshold=verdict.threshold, verdict_source=verdict.source,
+                                   reasons=list(verdict.reasons))
+                else:
+                    store.set_message_verdict(conn, row["raw_sha256"], verdict.label,
+                                              verdict.score, verdict.source)
             yield Rescanned(row["message_id"], row["subject"] or "", verdict)

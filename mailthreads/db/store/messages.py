@@ -75,6 +75,11 @@ def _thread_message(values: dict[str, Any]) -> ThreadMessage:
                             "synthetic_message_id": bool(values["synthetic_message_id"])})
 
 
+# What FTS5 indexes (messages_fts), for the terms it cannot find.
+_SEARCHED_COLUMNS = ("messages.subject", "messages.visible_text", "messages.from_name",
+                     "messages.from_address")
+
+
 def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | None = None,
                   post: str | None = None, after: str | None = None,
                   before: str | None = None, state: str | None = None,
@@ -84,16 +89,18 @@ def find_messages(conn: sqlite3.Connection, *, match: str | None, from_: str | N
     lists newest first): FTS5 then walks its index backwards and stops at ``limit``, where
     ranking by relevance would score every match (250 ms for "the" in 100,000 messages).
     ``from_`` is a part of the sender's address or name; ``after``/``before`` ISO 8601 UTC;
-    ``contains``: text the subject or the visible text must hold, each (a scan: for the
-    scripts the full-text index cannot cut into words)."""
+    ``contains``: text the subject, the visible text or the sender's name or address must
+    hold, each, in any case of ASCII letters as FTS5 matches them (a scan: for the scripts
+    the full-text index cannot cut into words)."""
     where: list[str] = []
     params: list[Any] = []
     if match is not None:
         where.append("messages_fts MATCH ?")
         params.append(match)
     for text in contains:
-        where.append("(instr(messages.subject, ?) OR instr(messages.visible_text, ?))")
-        params += [text, text]
+        where.append("(" + " OR ".join(
+            f"instr(lower({column}), lower(?))" for column in _SEARCHED_COLUMNS) + ")")
+        params += [text] * len(_SEARCHED_COLUMNS)
     for condition, value in (
         ("(messages.from_address LIKE ? ESCAPE '\\' OR messages.from_name LIKE ? ESCAPE '\\')",
          from_),

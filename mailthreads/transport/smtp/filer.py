@@ -47,7 +47,7 @@ DRAIN_SECONDS = 20.0
 # Filing can lag behind; accepting is what clients wait on. Yield the CPU to the listener.
 NICENESS = 10
 # Messages filed 'unscanned' (spamd was down) scanned again per turn: new mail comes first.
-RESCAN_BATCH = 20
+RESCANS_PER_TURN = 20
 
 
 def _log_filed(filed: Filed) -> None:
@@ -82,12 +82,12 @@ class _Rescans:
         self.due = time.monotonic() + self.config.spam.rescan_seconds
         for count, done in enumerate(rescan(self.conn, self.config, missed_only=True), start=1):
             verdict = done.verdict
-            if verdict.label == "unscanned":  # still down: the next turn tries again
+            if done.stopped:  # still down: the next turn tries again
                 log.info("rescan stopped %s", fields(reason=verdict.describe()))
                 return False
             log.info("rescanned %s", fields(message_id=f"<{done.message_id}>",
                                             verdict=verdict.label, score=verdict.score))
-            if count == RESCAN_BATCH or should_stop():
+            if count == RESCANS_PER_TURN or should_stop():
                 self.due = time.monotonic()
                 return True
         return False
