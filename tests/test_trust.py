@@ -169,6 +169,20 @@ def test_the_summary_tells_held_and_blocked_mail_from_quarantined_mail(blog):
             summary["blocked"]) == (1, 1, 1, 1)
 
 
+def test_what_a_stopped_run_kept_tells_held_mail_from_quarantined(blog):
+    """The summary of an interrupted ingest or poll (``committed_counts``) counts as the
+    summary of a finished one."""
+    from mailthreads.cli.output import committed_counts
+    from mailthreads.db import connect, store
+
+    blog.ingest(pills())  # held: a post not added yet
+    blog.ingest(message(to="nobody@elsewhere.example", message_id="<lost@example.com>"))
+    counts = store.delivery_counts_since(connect(blog.database), 0)
+    assert counts == {"held": 1, "quarantined": 1}
+    assert committed_counts(counts) == ("2 messages in (0 stored, 0 duplicate, 1 quarantined, "
+                                        "1 held for your review)")
+
+
 def test_review_accept_creates_the_post_and_files_the_reply(blog):
     blog.ingest(pills())
     [held] = blog.json("review")

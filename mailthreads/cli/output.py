@@ -256,8 +256,12 @@ def _clip(text: str, width: int) -> str:
 def committed_counts(counts: dict[str, int]) -> str:
     """'1200 messages in (1190 stored, 10 duplicate, 0 quarantined)': what a stopped run kept,
     from ``store.delivery_counts_since``."""
+    from ..ingest.values import held_and_blocked
+
     detail = ", ".join(f"{counts.get(status, 0)} {status}"
                        for status in ("stored", "duplicate", "quarantined"))
+    detail += "".join(f", {part}" for part in held_and_blocked(counts.get("held", 0),
+                                                                counts.get("blocked", 0)))
     if counts.get("spam"):
         detail += f", {counts['spam']} spam"
     return f"{sum(counts.values())} messages in ({detail})"

@@ -78,9 +78,17 @@ def last_delivery_id(conn: sqlite3.Connection) -> int:
 
 
 def delivery_counts_since(conn: sqlite3.Connection, after_id: int) -> dict[str, int]:
-    """{status: count} of the deliveries after ``after_id``: what one run has committed."""
-    rows = conn.execute("SELECT status, COUNT(*) FROM deliveries WHERE id > ? GROUP BY status",
-                        (after_id,)).fetchall()
+    """{status: count} of the deliveries after ``after_id``: what one run has committed. Mail
+    quarantined on purpose counts as "held" (for the author's review) or "blocked", as in
+    the summary of a run that ends (``Outcome.tally``)."""
+    rows = conn.execute(
+        """SELECT CASE WHEN deliveries.status != 'quarantined'
+                         OR quarantine.reason_class IS NULL THEN deliveries.status
+                       WHEN quarantine.reason_class = 'blocked' THEN 'blocked'
+                       ELSE 'held' END, COUNT(*)
+           FROM deliveries
+           LEFT JOIN quarantine ON quarantine.raw_sha256 = deliveries.raw_sha256
+           WHERE deliveries.id > ? GROUP BY 1""", (after_id,)).fetchall()
     return {status: count for status, count in rows}
 
 
