@@ -19,6 +19,7 @@ from .. import db
 from ..config import Config
 from . import Analysed, Context, Envelope, Outcome, Pipeline, sha256_of
 from .budget import Analyser
+from .values import Tally
 
 COMMIT_EVERY = 500
 COMMIT_BYTES = 64 * 1024 * 1024
@@ -32,27 +33,14 @@ Job = tuple[str, bytes]
 Result = tuple[str, bytes, str, Analysed]
 
 
-@dataclass
-class Summary:
-    stored: int = 0
-    duplicate: int = 0
-    quarantined: int = 0  # could not be parsed or routed
-    held: int = 0  # waiting for the author's decision in 'mailthreads review'
-    blocked: int = 0  # from a blocked sender: kept raw, never shown
-    ignored: int = 0
-    deleted: int = 0  # tombstoned: deleted by the author before, not filed again
-    spam: int = 0  # kept apart as spam (issue 12): see 'mailthreads spam list'
+@dataclass(kw_only=True)
+class Summary(Tally):
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome.tally, getattr(self, outcome.tally) + 1)
+        super().add(outcome)
         if outcome.status == "stored" and outcome.kind:
             self.by_kind[outcome.kind] = self.by_kind.get(outcome.kind, 0) + 1
-
-    @property
-    def total(self) -> int:
-        return (self.stored + self.duplicate + self.quarantined + self.held + self.blocked
-                + self.ignored + self.deleted + self.spam)
 
 
 def _batches(items: Iterable[Job], config: Config, workers: int,

@@ -4,7 +4,7 @@ the spam screening, so that both can use them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from ..mail.trust import TrustDecision
@@ -80,6 +80,28 @@ class Context:
     source: str
     envelope: Envelope = Envelope()
     post_hint: str | None = None
+
+
+@dataclass(kw_only=True)
+class Tally:
+    """What became of the messages of one run, counted by ``Outcome.tally``: the counts of
+    the summary of an ingest (``bulk.Summary``) or of a polled folder (``FolderReport``)."""
+
+    stored: int = 0
+    duplicate: int = 0
+    quarantined: int = 0  # could not be parsed or routed
+    held: int = 0  # waiting for the author's decision in 'mailthreads review'
+    blocked: int = 0  # from a blocked sender: kept raw, never shown
+    ignored: int = 0  # not for mailthreads (IMAP: left alone)
+    deleted: int = 0  # deleted by the author before (a tombstone): not filed again
+    spam: int = 0  # kept apart as spam: see 'mailthreads spam list'
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.tally, getattr(self, outcome.tally) + 1)
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, field.name) for field in fields(Tally))
 
 
 def held_and_blocked(held: int, blocked: int) -> list[str]:

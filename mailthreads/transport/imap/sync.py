@@ -50,7 +50,7 @@ from ...ingest import (
     analyse_or_unparsed,
     plan,
 )
-from ...ingest.values import held_and_blocked
+from ...ingest.values import Tally, held_and_blocked
 from ...mail.analysis import Analysis
 from ...mail.routing import parse_reply_address
 from ...spam import Judgement
@@ -94,19 +94,11 @@ class Rescan:
 
 
 @dataclass
-class FolderReport:
+class FolderReport(Tally):
     account: str
     folder: str
     role: str
     new: int = 0
-    stored: int = 0
-    duplicate: int = 0
-    quarantined: int = 0  # could not be parsed or routed
-    held: int = 0  # waiting for the author's decision in 'mailthreads review'
-    blocked: int = 0  # from a blocked sender: kept raw, never shown
-    ignored: int = 0
-    deleted: int = 0  # deleted by the author before (a tombstone): not filed again
-    spam: int = 0  # kept apart as spam (issue 12)
     gone: int = 0
     handled_on_server: int = 0
     rescan: str = ""  # why older mail was read again; "" when it was not
@@ -121,7 +113,7 @@ class FolderReport:
         if outcome is None:
             self.ignored += 1
         else:
-            setattr(self, outcome.tally, getattr(self, outcome.tally) + 1)
+            self.add(outcome)
 
     def line(self, after: str = "leave") -> str:
         if not self.new and not self.rescanned:
