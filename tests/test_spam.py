@@ -34,6 +34,13 @@ def human(number: int = 1, **fields: object) -> bytes:
                    "blog last week and it worked.\n", **fields)
 
 
+def author_answer() -> bytes:
+    """The author's answer to reader 1's first message."""
+    return message(sender="Blog Author <me@blog.example>", to="reader1@example.com",
+                   message_id="<a1@blog.example>", in_reply_to="<r1@example.com>",
+                   body="Thanks!\n")
+
+
 class Tool:
     """``mailthreads`` with one config and one database, as a user runs it."""
 
@@ -286,9 +293,7 @@ def test_release_files_spam_as_a_reply_and_delete_leaves_a_tombstone(tmp_path, s
 def test_machine_mail_about_a_discussion_stays_in_it_whatever_its_score(
         tmp_path, spamd):  # noqa: F811
     tool = Tool(tmp_path, spamd.toml())
-    answer = message(sender="Blog Author <me@blog.example>", to="reader1@example.com",
-                     message_id="<a1@blog.example>", in_reply_to="<r1@example.com>",
-                     body="Thanks!\n")
+    answer = author_answer()
     out_of_office = message(sender="Reader 1 <reader1@example.com>", to="me@blog.example",
                             message_id="<ooo@example.com>", in_reply_to="<a1@blog.example>",
                             subject="Out of office", body=f"Away until Monday.\n{GTUBE}\n",
@@ -303,9 +308,7 @@ def test_machine_mail_about_a_discussion_stays_in_it_whatever_its_score(
 def test_a_correspondent_you_answered_is_never_sent_to_spam_by_a_score_alone(
         tmp_path, spamd):  # noqa: F811
     tool = Tool(tmp_path, spamd.toml())
-    answer = message(sender="Blog Author <me@blog.example>", to="reader1@example.com",
-                     message_id="<a1@blog.example>", in_reply_to="<r1@example.com>",
-                     body="Thanks!\n")
+    answer = author_answer()
     # A stranger's GTUBE goes to spam; the same score from a reader you answered is filed,
     # with the score among the reasons (precedence: block, DMARC, trusted, score).
     tool.ingest(human(1), answer)
