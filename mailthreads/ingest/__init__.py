@@ -463,13 +463,16 @@ class Pipeline:
         Callers ask for it before their write transaction: a scan waits on spamd for up to
         ``[spam] timeout``, and the SMTP listener's commits must not wait behind it.
 
-        None for what will not be screened: unparsed mail, the author's own, a message stored
-        or deleted before (a re-import scans nothing). Should that change before the write
-        transaction, ``screen`` scans under it."""
-        if isinstance(analysis, Unparsed) or self.config.is_author(analysis.from_address):
+        None for unparsed mail, and, when spamd would be asked, for what will not be
+        screened: the author's own, a message stored or deleted before (a re-import scans
+        nothing). Should that change before the write transaction, ``screen`` scans under it.
+        Without spamd, judging reads headers only, and the look-ups would cost more."""
+        if isinstance(analysis, Unparsed):
             return None
-        if store.message_by_identity(self.conn, analysis.identity_sha256) is not None or \
-                deleted_before(self.conn, sha256_of(raw), analysis) is not None:
+        if self.config.spam.enabled and (
+                self.config.is_author(analysis.from_address)
+                or store.message_by_identity(self.conn, analysis.identity_sha256) is not None
+                or deleted_before(self.conn, sha256_of(raw), analysis) is not None):
             return None
         return judge(raw, self.config.spam)
 
