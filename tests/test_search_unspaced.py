@@ -4,18 +4,15 @@ as one token; through the real command on a database filled by ``mailthreads ing
 
 from __future__ import annotations
 
-import json
 import mailbox
-import subprocess
-from pathlib import Path
 
 import pytest
 from mailfactory import message
-from test_terminal_output import Terminal, command
+from test_reading import Site
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory) -> Site:
     root = tmp_path_factory.mktemp("unspaced")
     (root / "config.toml").write_text('[addresses]\ndomain = "blog.example"\n')
     box = mailbox.Maildir(root / "Maildir", create=True)
@@ -29,17 +26,10 @@ def site(tmp_path_factory) -> Path:
                 subject="블로그", body="타자기를 좋아합니다. typewriter\n"),
     ):
         box.add(raw)
-    search(root, "posts", "add", "why-i-blog", json_out=False)
-    search(root, "ingest", str(root / "Maildir"), json_out=False)
-    return root
-
-
-def search(root: Path, *args: str, json_out: bool = True):
-    env = {**Terminal(root).env, "COLUMNS": "100", "TZ": "UTC"}
-    done = subprocess.run(command(*args, *(["--json"] if json_out else [])),
-                          capture_output=True, text=True, cwd=root, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout) if json_out else done.stdout
+    site = Site(root)
+    site.run("posts", "add", "why-i-blog")
+    site.run("ingest", str(root / "Maildir"))
+    return site
 
 
 @pytest.mark.parametrize(("word", "sender"), [
@@ -53,20 +43,20 @@ def search(root: Path, *args: str, json_out: bool = True):
     ("ブログの感想", "taro@example.jp"),
 ])
 def test_a_word_inside_a_sentence_is_found(site, word, sender):
-    assert [hit["from_address"] for hit in search(site, "search", word)] == [sender]
+    assert [hit["from_address"] for hit in site.json("search", word)] == [sender]
 
 
 def test_the_match_is_marked_and_filters_still_apply(site):
-    [hit] = search(site, "search", "タイプライター")
+    [hit] = site.json("search", "タイプライター")
     assert "[タイプライター]" in hit["snippet"]
-    assert search(site, "search", "タイプライター", "from:ming") == []
-    assert search(site, "search", "タイプライター", "面白", "読みました") != []
-    assert search(site, "search", "タイプライター", "打字机") == []  # every word must match
+    assert site.json("search", "タイプライター", "from:ming") == []
+    assert site.json("search", "タイプライター", "面白", "読みました") != []
+    assert site.json("search", "タイプライター", "打字机") == []  # every word must match
     # Mixed with words the index knows.
-    assert [hit["from_address"] for hit in search(site, "search", "typewriter", "타자기")] == [
+    assert [hit["from_address"] for hit in site.json("search", "typewriter", "타자기")] == [
         "minjun@example.kr"]
-    assert "[タイプライター]" in search(site, "search", "タイプライター", json_out=False)
+    assert "[タイプライター]" in site.run("search", "タイプライター").stdout
     # ASCII letters in such a term match in any case, as FTS5 matches words.
-    assert [hit["from_address"] for hit in search(site, "search", "TYPEWRITER타자기")] == []
-    assert [hit["from_address"] for hit in search(site, "search", "Python教程")] == [
+    assert [hit["from_address"] for hit in site.json("search", "TYPEWRITER타자기")] == []
+    assert [hit["from_address"] for hit in site.json("search", "Python教程")] == [
         "ming@example.cn"]

@@ -6,13 +6,11 @@ database filled by ``mailthreads ingest``."""
 from __future__ import annotations
 
 import mailbox
-import subprocess
 import unicodedata
-from pathlib import Path
 
 import pytest
 from mailfactory import message
-from test_terminal_output import Terminal, command
+from test_reading import Site
 
 from mailthreads.printable import clip_to_width, display_width
 
@@ -27,13 +25,12 @@ def columns(line: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory) -> Site:
     root = tmp_path_factory.mktemp("widths")
     (root / "config.toml").write_text('[addresses]\ndomain = "blog.example"\n')
-    env = {**Terminal(root).env, "COLUMNS": "80", "TZ": "UTC"}
-    run = lambda *args: subprocess.run(command(*args), capture_output=True, text=True,  # noqa: E731
-                                       cwd=root, env=env, timeout=60, check=True)
-    run("posts", "add", "why-i-blog", "--title", "Why I blog, and why it takes so long")
+    site = Site(root)
+    site.env["COLUMNS"] = "80"
+    site.run("posts", "add", "why-i-blog", "--title", "Why I blog, and why it takes so long")
     box = mailbox.Maildir(root / "Maildir", create=True)
     for raw in (
         message(sender=f"{LONG_NAME} <taro.yamada.reader@very-long-domain-name.example.jp>",
@@ -48,8 +45,8 @@ def site(tmp_path_factory) -> Path:
                 subject=LONG_JAPANESE),
     ):
         box.add(raw)
-    run("ingest", str(root / "Maildir"))
-    return root
+    site.run("ingest", str(root / "Maildir"))
+    return site
 
 
 @pytest.mark.parametrize("args", [
@@ -57,21 +54,16 @@ def site(tmp_path_factory) -> Path:
     ("quarantine", "list"), ("correspondents",), ("posts", "list"),
 ])
 def test_every_table_fits_80_columns_with_wide_characters(site, args):
-    env = {**Terminal(site).env, "COLUMNS": "80", "TZ": "UTC"}
-    done = subprocess.run(command(*args), capture_output=True, text=True, cwd=site, env=env,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) >= 3, done.stdout  # titles, rule, at least one row
+    shown = site.run(*args).stdout
+    lines = shown.splitlines()
+    assert len(lines) >= 3, shown  # titles, rule, at least one row
     assert all(columns(line) <= 80 for line in lines), "\n".join(
         f"{columns(line):3} {line}" for line in lines)
-    assert any("…" in line for line in lines[2:]), done.stdout  # cut, not left out
+    assert any("…" in line for line in lines[2:]), shown  # cut, not left out
 
 
 def test_wide_characters_keep_the_columns_in_line(site):
-    env = {**Terminal(site).env, "COLUMNS": "200", "TZ": "UTC"}
-    lines = subprocess.run(command("threads"), capture_output=True, text=True, cwd=site,
-                           env=env, timeout=60, check=True).stdout.splitlines()
+    lines = site.run("threads", COLUMNS="200").stdout.splitlines()
     title, row = lines[0], lines[2]
     # The subject column starts at the same display column in the titles and in the row.
     start = title.index("subject")
@@ -94,9 +86,7 @@ def test_clip_to_width_never_splits_a_wide_character_past_the_edge():
 
 
 def test_quarantine_list_tells_held_mail_from_faults(site):
-    env = {**Terminal(site).env, "COLUMNS": "80", "TZ": "UTC"}
-    lines = subprocess.run(command("quarantine", "list"), capture_output=True, text=True,
-                           cwd=site, env=env, timeout=60, check=True).stdout.splitlines()
+    lines = site.run("quarantine", "list").stdout.splitlines()
     assert lines[0].split()[:2] == ["id", "class"]
     assert sorted(line.split()[1] for line in lines[2:]) == ["quarantine", "unknown_post"]
 
