@@ -217,13 +217,13 @@ def outbox_list(app: App, include_sent: bool = False, as_json: bool = False,
 
     fmt = chosen_format(as_json, as_nl, as_csv)
     rows = store.outbox_entries(app.reader(), include_sent=include_sent)
+    columns = ["id", "thread_id", "post", "to_address", "status", "attempts", "created_at",
+               "subject", "last_error"]
     if fmt != "table":
-        emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts",
-                         "created_at", "subject", "last_error"])
+        emit(rows, fmt, columns)
         return
     # The last error in full, under the table: a column 80 characters wide would cut it.
-    emit(rows, fmt, ["id", "thread_id", "post", "to_address", "status", "attempts",
-                     "created_at", "subject"],
+    emit(rows, fmt, columns[:-1],
          headers={"thread_id": "thread", "to_address": "to", "attempts": "tries",
                   "created_at": "created"},
          shrink=[("subject", 12), ("to_address", 16), ("post", 10)],
